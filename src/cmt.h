@@ -1,0 +1,303 @@
+/*
+ * cmt.h — the library's internal interface, grouped by the file that defines each part.
+ *
+ * Everything here is hidden (-fvisibility=hidden); only the interposed malloc family and the
+ * public cmt_* API in cymemtrack.h are exported, each marked CMT_EXPORT where it is defined.
+ * Nothing declared here may allocate through the tracked allocator or call stdio.
+ */
+#ifndef CMT_H
+#define CMT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define cmt_likely(x)   __builtin_expect(!!(x), 1)
+#define cmt_unlikely(x) __builtin_expect(!!(x), 0)
+#define CMT_EXPORT      __attribute__((visibility("default")))
+#define CMT_NOINLINE    __attribute__((noinline))
+#define CMT_TLS         __attribute__((tls_model("initial-exec")))
+#define CMT_CACHELINE   64
+#define CMT_ALIGNED     __attribute__((aligned(CMT_CACHELINE)))
+#define CMT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- diag.c: one-line diagnostics on stderr, async-signal-safe, never allocating ------ */
+
+/* Formats "cymemtrack: " + fmt + "\n" and writes it with one write(2); errno is preserved.
+ * Understands %s %c %d %u %ld %lu %lld %llu %zu %zd %x %lx %p and %%. */
+void cmt_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Like cmt_diag, but says nothing after *budget messages have been spent; the first message
+ * past the budget says that further ones are suppressed. */
+void cmt_diag_limited(atomic_int *budget, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Formats into buf (always NUL-terminated, truncated to size); returns the length written. */
+size_t cmt_format(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- rawmem.c: the tracker's own memory, straight from mmap -------------------------- */
+
+/* Small, permanent allocations (never freed): zeroed, 16-byte aligned, NULL when the system
+ * is out of memory. Thread-safe. */
+void *cmt_raw_alloc(size_t size);
+/* Whole mappings for large arrays that grow and shrink (table shards): zeroed. */
+void *cmt_raw_map(size_t size);
+void cmt_raw_unmap(void *p, size_t size);
+/* Held across fork() so that the child never inherits the arena lock held. */
+void cmt_raw_lock(void);
+void cmt_raw_unlock(void);
+
+/* ---- spin.h style lock, used where a critical section is a handful of instructions ---- */
+
+typedef struct { atomic_uchar held; } cmt_spinlock;
+
+static inline void cmt_spin_lock(cmt_spinlock *l)
+{
+    for (;;) {
+        if (!atomic_exchange_explicit(&l->held, 1, memory_order_acquire))
+            return;
+        while (atomic_load_explicit(&l->held, memory_order_relaxed))
+            __builtin_ia32_pause();
+    }
+}
+
+static inline bool cmt_spin_trylock(cmt_spinlock *l)
+{
+    return !atomic_load_explicit(&l->held, memory_order_relaxed) &&
+           !atomic_exchange_explicit(&l->held, 1, memory_order_acquire);
+}
+
+static inline void cmt_spin_unlock(cmt_spinlock *l)
+{
+    atomic_store_explicit(&l->held, 0, memory_order_release);
+}
+
+/* ---- table.c: the live-block table -------------------------------------------------- */
+
+/* One live block: 32 bytes. size and thread share a word (sizes are below 2^40 bytes on any
+ * machine this runs on; larger requests fail in the allocator first). */
+struct cmt_block {
+    uintptr_t ptr;          /* 0 marks an empty slot */
+    uint64_t size_thread;   /* size in the low 40 bits, allocating thread in the high 24 */
+    uint32_t instance;      /* owning scope instance (scope.c) */
+    uint32_t stack;         /* stack id (stack.c), 0 when none was captured */
+    uint32_t seq;           /* the allocating thread's sequence number of this allocation */
+    uint32_t flags;         /* CMT_BLOCK_* */
+};
+
+#define CMT_SIZE_BITS 40
+#define CMT_SIZE_MASK ((UINT64_C(1) << CMT_SIZE_BITS) - 1)
+
+static inline size_t cmt_block_size(const struct cmt_block *b)
+{
+    return (size_t)(b->size_thread & CMT_SIZE_MASK);
+}
+
+static inline uint32_t cmt_block_thread(const struct cmt_block *b)
+{
+    return (uint32_t)(b->size_thread >> CMT_SIZE_BITS);
+}
+
+/* A table of blocks keyed by address: the live blocks, and (scope.c) the quarantine of
+ * bulk-freed ones. Sharded by address, a spinlock per shard; a shard grows on its own, so a
+ * resize pauses only the threads that touch that one shard. */
+#define CMT_TABLE_SHARDS 1024
+struct cmt_shard {
+    cmt_spinlock lock;
+    uint32_t count;                 /* used slots */
+    uint32_t mask;                  /* capacity - 1; capacity 0 before the first insert */
+    struct cmt_block *slots;
+} CMT_ALIGNED;
+
+struct cmt_table {
+    struct cmt_shard shard[CMT_TABLE_SHARDS];
+    atomic_int oom_said;
+};
+
+extern struct cmt_table cmt_live;
+
+/* Inserts b (b->ptr is not in the table). Returns false only when the tracker has run out of
+ * memory for the table; the block is then untracked and that was said once on stderr. */
+bool cmt_table_insert(struct cmt_table *tab, const struct cmt_block *b);
+/* Removes ptr and copies its record to *out; false when ptr is not in the table. */
+bool cmt_table_remove(struct cmt_table *tab, uintptr_t ptr, struct cmt_block *out);
+/* Copies ptr's record to *out without removing it; false when ptr is not in the table. */
+bool cmt_table_lookup(struct cmt_table *tab, uintptr_t ptr, struct cmt_block *out);
+/* Calls fn for every block, one shard at a time with that shard locked: fn must not touch
+ * the same table. */
+void cmt_table_foreach(struct cmt_table *tab,
+                       void (*fn)(const struct cmt_block *b, void *arg), void *arg);
+/* Number of blocks, summed over the shards without locking them. */
+size_t cmt_table_count(struct cmt_table *tab);
+/* Held across fork() so that the child inherits a consistent table. */
+void cmt_table_lock_all(struct cmt_table *tab);
+void cmt_table_unlock_all(struct cmt_table *tab);
+
+/* ---- scope.c: scope instances, their counters and the scope names ------------------- */
+
+enum cmt_scope_kind {
+    CMT_KIND_GLOBAL = 0,
+    CMT_KIND_API = 1,
+    CMT_KIND_FUNC = 2,
+    CMT_KIND_THREAD = 3,
+    CMT_KIND_SIGNAL = 4,
+};
+
+/* Counters of one scope, or of all instances of a scope name. */
+struct cmt_counters {
+    uint64_t allocs;
+    uint64_t bytes_allocated;
+    uint64_t frees;
+    uint64_t bytes_freed;
+    uint64_t outlived_at_close;   /* blocks still live when their instance closed */
+    uint64_t bulk_freed_blocks;
+    uint64_t bulk_freed_bytes;
+    uint64_t peak_live_bytes;
+};
+
+/* A scope instance. The thread that opened it (the owner) updates the owner_* counters with
+ * plain stores while it is open; every other update is atomic. `refs` is a biased reference
+ * count: while the instance is open it holds (allocations by other threads) - (frees by other
+ * threads); at close the owner adds its own live count, after which it is the number of live
+ * blocks and whoever brings it to zero retires the instance. */
+struct cmt_instance {
+    /* Written by the owner only, while open. */
+    uint64_t own_allocs, own_bytes_allocated, own_frees, own_bytes_freed;
+    uint64_t peak_live_bytes;
+    struct cmt_instance *parent;    /* enclosing instance on the owner's scope stack */
+    uint32_t id;                    /* index in the instance registry */
+    uint32_t generation;            /* bumped at each reuse; part of the public handle */
+    uint32_t name;                  /* index in the name registry */
+    uint32_t owner;                 /* thread number, CMT_NO_OWNER for the shared instance */
+    uint32_t flags;                 /* CMT_INST_* */
+    uint8_t kind;                   /* enum cmt_scope_kind */
+    atomic_uint state;              /* CMT_STATE_* */
+    /* Allocations whose pointers a bulk-free walk visits (bulk instances only). */
+    uintptr_t *bulk_ptrs;
+    size_t bulk_len, bulk_cap;
+
+    /* Written by any thread. */
+    _Alignas(CMT_CACHELINE) atomic_llong refs;
+    atomic_ullong far_allocs, far_bytes_allocated, far_frees, far_bytes_freed;
+    atomic_ullong bulk_freed_blocks, bulk_freed_bytes;
+    uint64_t outlived_at_close;     /* set once, by the owner, at close */
+};
+
+#define CMT_NO_OWNER UINT32_MAX
+enum { CMT_STATE_FREE = 0, CMT_STATE_OPEN = 1, CMT_STATE_CLOSED = 2 };
+#define CMT_INST_BULK 0x1u
+
+/* The instance that owns a block with this id; NULL for an id never handed out. */
+struct cmt_instance *cmt_instance_get(uint32_t id);
+
+/* Scope names: interned once, never removed. Index 0 is "global". */
+#define CMT_NAME_GLOBAL 0u
+#define CMT_NAME_MAX 256
+uint32_t cmt_name_intern(const char *name, enum cmt_scope_kind kind);
+const char *cmt_name_string(uint32_t name);
+enum cmt_scope_kind cmt_name_kind(uint32_t name);
+uint32_t cmt_name_count(void);
+/* Counters of every instance of a name, retired and live. */
+void cmt_name_counters(uint32_t name, struct cmt_counters *out, uint64_t *instances);
+
+struct cmt_thread;
+/* Opens an instance on the calling thread's scope stack. NULL when out of memory. */
+struct cmt_instance *cmt_instance_open(struct cmt_thread *t, uint32_t name, uint32_t flags);
+/* Closes t's innermost instance, which must be inst; returns its live blocks at close. */
+uint64_t cmt_instance_close(struct cmt_thread *t, struct cmt_instance *inst);
+/* Accounts an allocation of size bytes to inst, made by thread t. */
+void cmt_instance_count_alloc(struct cmt_thread *t, struct cmt_instance *inst, size_t size);
+/* Accounts a free of size bytes from inst, made by thread t (which may be anybody). */
+void cmt_instance_count_free(struct cmt_thread *t, struct cmt_instance *inst, size_t size);
+/* Counters of one instance as they are now. */
+void cmt_instance_counters(const struct cmt_instance *inst, struct cmt_counters *out);
+/* The instance that owns allocations made after a thread's own state is gone. */
+struct cmt_instance *cmt_instance_shared(void);
+void cmt_scope_init(void);
+void cmt_scope_lock_all(void);
+void cmt_scope_unlock_all(void);
+
+/* ---- thread.c: per-thread state ----------------------------------------------------- */
+
+struct cmt_thread {
+    int busy;                       /* inside the tracker: nested calls are forwarded */
+    int state;                      /* CMT_THREAD_* */
+    uint32_t number;                /* thread number, from 1, unique in the process */
+    uint32_t seq;                   /* allocations this thread has made */
+    struct cmt_instance *top;       /* innermost open scope instance */
+    int64_t live_delta;             /* live bytes not yet folded into the process total */
+    int64_t peak_seen;              /* highest process live bytes this thread has seen */
+};
+
+enum { CMT_THREAD_NEW = 0, CMT_THREAD_LIVE = 1, CMT_THREAD_GONE = 2 };
+
+extern __thread struct cmt_thread cmt_self CMT_TLS;
+
+/* Sets up the calling thread's state (first call on a thread). */
+void cmt_thread_attach(struct cmt_thread *t);
+void cmt_thread_init(void);
+/* Forgets the other threads in a fork child. */
+void cmt_thread_after_fork_child(void);
+
+/* ---- totals.c: process-wide live bytes and their peak ------------------------------- */
+
+/* Live bytes are folded into a shared total from per-thread deltas, and each thread keeps the
+ * highest total it has seen until its next fold: the peak is exact for a single thread and
+ * low by at most (threads × CMT_LIVE_FLUSH) bytes with several. */
+#define CMT_LIVE_FLUSH (256 * 1024)
+extern atomic_llong cmt_live_bytes;
+extern atomic_ullong cmt_peak_live_bytes;
+void cmt_totals_flush(struct cmt_thread *t);
+
+static inline void cmt_totals_alloc(struct cmt_thread *t, size_t size)
+{
+    t->live_delta += (int64_t)size;
+    int64_t now = atomic_load_explicit(&cmt_live_bytes, memory_order_relaxed) + t->live_delta;
+    if (now > t->peak_seen)
+        t->peak_seen = now;
+    if (cmt_unlikely(t->live_delta > CMT_LIVE_FLUSH))
+        cmt_totals_flush(t);
+}
+
+static inline void cmt_totals_free(struct cmt_thread *t, size_t size)
+{
+    t->live_delta -= (int64_t)size;
+    if (cmt_unlikely(t->live_delta < -CMT_LIVE_FLUSH))
+        cmt_totals_flush(t);
+}
+
+/* ---- hooks.c: the interposed entry points ------------------------------------------- */
+
+/* The next allocator in the lookup order (glibc, jemalloc, ...), found with RTLD_NEXT. */
+struct cmt_next {
+    void *(*malloc)(size_t);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void (*free)(void *);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*memalign)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+    size_t (*malloc_usable_size)(void *);
+};
+extern struct cmt_next cmt_next;
+/* Set once cmt_next is filled in. */
+extern atomic_int cmt_resolved;
+/* Fills in cmt_next; called once, by cmt_init. Exits the process when no allocator is found,
+ * since nothing can run without one. */
+void cmt_hooks_resolve(void);
+
+/* Bad frees, counted process-wide. */
+extern atomic_ullong cmt_invalid_frees, cmt_double_frees;
+
+/* ---- lifecycle.c: init, fork, exit -------------------------------------------------- */
+
+/* True once the tracker is ready to record; false before init and while it is resolving. */
+extern atomic_int cmt_ready;
+void cmt_init(void);
+
+#endif /* CMT_H */

@@ -1,0 +1,535 @@
+/*
+ * hooks.c — the interposed malloc family.
+ *
+ * Owns every exported allocation entry point, the lookup of the next allocator (dlsym with
+ * RTLD_NEXT, so another preloaded allocator still serves), the static bootstrap area that
+ * serves dlsym's own allocations, and the set of blocks handed out while the tracker itself
+ * was busy. Never calls stdio, never allocates through the tracked allocator, and never holds
+ * a lock while calling the next allocator.
+ *
+ * Ordering rules: an allocation is recorded after the next allocator returned it, and a free
+ * is recorded before the next allocator sees it, because after that another thread may be
+ * handed the same address.
+ */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmt.h"
+
+struct cmt_next cmt_next;
+atomic_ullong cmt_invalid_frees, cmt_double_frees;
+
+/* ---- the bootstrap area: dlsym may call calloc before the next allocator is known ----- */
+
+#define BOOTSTRAP_SIZE (64 * 1024)
+#define BOOTSTRAP_HEADER 16     /* the block's size, kept for realloc and malloc_usable_size */
+
+static struct {
+    _Alignas(4096) char area[BOOTSTRAP_SIZE];
+    atomic_size_t used;
+} boot;
+
+static bool in_bootstrap(const void *p)
+{
+    return (const char *)p >= boot.area && (const char *)p < boot.area + BOOTSTRAP_SIZE;
+}
+
+static void *bootstrap_alloc(size_t size, size_t align)
+{
+    if (align < BOOTSTRAP_HEADER)
+        align = BOOTSTRAP_HEADER;
+    size_t used = atomic_load(&boot.used);
+    for (;;) {
+        size_t start = (used + BOOTSTRAP_HEADER + align - 1) & ~(align - 1);
+        if (size > BOOTSTRAP_SIZE || start + size > BOOTSTRAP_SIZE) {
+            static const char msg[] =
+                "cymemtrack: bootstrap area exhausted while resolving the allocator\n";
+            ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+            (void)ignored;
+            errno = ENOMEM;
+            return NULL;
+        }
+        if (atomic_compare_exchange_weak(&boot.used, &used, start + size)) {
+            memcpy(boot.area + start - sizeof(size_t), &size, sizeof size);
+            return boot.area + start;   /* static storage: already zeroed, fine for calloc */
+        }
+    }
+}
+
+static size_t bootstrap_size(const void *p)
+{
+    size_t size;
+    memcpy(&size, (const char *)p - sizeof size, sizeof size);
+    return size;
+}
+
+/* ---- resolving the next allocator -------------------------------------------------- */
+
+atomic_int cmt_resolved;
+
+/* Looks every function up before publishing any, so that a nested call made by dlsym itself
+ * never finds a half-filled table: until cmt_resolved is set it is served from the bootstrap
+ * area. */
+void cmt_hooks_resolve(void)
+{
+    struct cmt_next next;
+#define RESOLVE(name) (next.name = (__typeof__(next.name))dlsym(RTLD_NEXT, #name))
+    RESOLVE(malloc);
+    RESOLVE(calloc);
+    RESOLVE(realloc);
+    RESOLVE(free);
+    RESOLVE(posix_memalign);
+    RESOLVE(aligned_alloc);
+    RESOLVE(memalign);
+    RESOLVE(valloc);
+    RESOLVE(pvalloc);
+    RESOLVE(malloc_usable_size);
+#undef RESOLVE
+    if (!next.malloc || !next.calloc || !next.realloc || !next.free || !next.posix_memalign ||
+        !next.aligned_alloc || !next.memalign || !next.valloc || !next.pvalloc ||
+        !next.malloc_usable_size) {
+        static const char msg[] =
+            "cymemtrack: cannot find the next allocator with dlsym(RTLD_NEXT); giving up\n";
+        ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)ignored;
+        _exit(127);     /* without an allocator nothing can run; this cannot be ignored */
+    }
+    cmt_next = next;
+    atomic_store_explicit(&cmt_resolved, 1, memory_order_release);
+}
+
+/* ---- blocks handed out while the tracker was busy ----------------------------------- */
+
+/* A nested call (a signal handler allocating inside our hook, or a library we call that
+ * allocates) is served by the next allocator without being recorded, because recording
+ * could need a lock this thread already holds. The block's address goes here, so that its
+ * free is recognized and handed on instead of being reported as invalid. Lock-free. */
+#define UNTRACKED_SLOTS 4096u
+#define UNTRACKED_GONE ((uintptr_t)1)
+
+static struct {
+    atomic_uintptr_t slot[UNTRACKED_SLOTS];
+    atomic_int full_said;
+} untracked;
+
+static uint32_t untracked_home(uintptr_t p)
+{
+    return (uint32_t)(((uint64_t)(p >> 4) * UINT64_C(0x9E3779B97F4A7C15)) >> 52) &
+           (UNTRACKED_SLOTS - 1);
+}
+
+static void untracked_add(void *ptr)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    uint32_t home = untracked_home(p);
+    for (uint32_t n = 0; n < UNTRACKED_SLOTS; n++) {
+        atomic_uintptr_t *s = &untracked.slot[(home + n) & (UNTRACKED_SLOTS - 1)];
+        uintptr_t v = atomic_load_explicit(s, memory_order_relaxed);
+        if ((v == 0 || v == UNTRACKED_GONE) && atomic_compare_exchange_strong(s, &v, p))
+            return;
+    }
+    if (!atomic_exchange(&untracked.full_said, 1))
+        cmt_diag("too many blocks allocated from inside the tracker; some of their frees "
+                 "will be reported as invalid");
+}
+
+static bool untracked_find(void *ptr, bool take)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    uint32_t home = untracked_home(p);
+    for (uint32_t n = 0; n < UNTRACKED_SLOTS; n++) {
+        atomic_uintptr_t *s = &untracked.slot[(home + n) & (UNTRACKED_SLOTS - 1)];
+        uintptr_t v = atomic_load_explicit(s, memory_order_relaxed);
+        if (v == 0)
+            return false;
+        if (v == p && (!take || atomic_compare_exchange_strong(s, &v, UNTRACKED_GONE)))
+            return true;
+    }
+    return false;
+}
+
+static bool untracked_take(void *ptr)
+{
+    return untracked_find(ptr, true);
+}
+
+/* ---- recently freed addresses, to tell a double free from an invalid one ------------- */
+
+#define GRAVEYARD_SLOTS 16384u
+static atomic_uintptr_t graveyard[GRAVEYARD_SLOTS];
+
+static inline atomic_uintptr_t *grave_of(uintptr_t p)
+{
+    return &graveyard[((uint64_t)(p >> 4) * UINT64_C(0x9E3779B97F4A7C15)) >> 50];
+}
+
+/* ---- recording ---------------------------------------------------------------------- */
+
+static CMT_NOINLINE struct cmt_instance *owner_slow(struct cmt_thread *t)
+{
+    if (t->state == CMT_THREAD_NEW)
+        cmt_thread_attach(t);
+    return t->state == CMT_THREAD_LIVE ? t->top : cmt_instance_shared();
+}
+
+/* Records p, just returned by the next allocator for size bytes, in inst. */
+static inline void record_alloc_in(struct cmt_thread *t, struct cmt_instance *inst, void *p,
+                                   size_t size)
+{
+    struct cmt_block b = {
+        .ptr = (uintptr_t)p,
+        .size_thread = ((uint64_t)size & CMT_SIZE_MASK) | ((uint64_t)t->number << CMT_SIZE_BITS),
+        .instance = inst->id,
+        .seq = ++t->seq,
+    };
+    if (cmt_unlikely(!cmt_table_insert(&cmt_live, &b))) {
+        untracked_add(p);
+        return;
+    }
+    cmt_instance_count_alloc(t, inst, size);
+    cmt_totals_alloc(t, size);
+}
+
+static inline void record_alloc(struct cmt_thread *t, void *p, size_t size)
+{
+    struct cmt_instance *inst =
+        cmt_likely(t->state == CMT_THREAD_LIVE) ? t->top : owner_slow(t);
+    record_alloc_in(t, inst, p, size);
+}
+
+/* Accounts a block just removed from the table as freed. */
+static inline void account_free(struct cmt_thread *t, const struct cmt_block *b)
+{
+    size_t size = cmt_block_size(b);
+    struct cmt_instance *inst = cmt_instance_get(b->instance);
+    cmt_instance_count_free(t, inst, size);
+    cmt_totals_free(t, size);
+    atomic_store_explicit(grave_of(b->ptr), b->ptr, memory_order_relaxed);
+}
+
+static atomic_int bad_free_budget = 20;
+
+/* A free or realloc of p that is not a live block. Returns true when p must be handed to the
+ * next allocator after all (it was handed out while the tracker was busy). */
+static CMT_NOINLINE bool free_unknown(void *p, const char *what)
+{
+    if (in_bootstrap(p))
+        return false;       /* served from the bootstrap area: nothing to give back */
+    if (untracked_take(p))
+        return true;
+    uintptr_t u = (uintptr_t)p;
+    if (atomic_load_explicit(grave_of(u), memory_order_relaxed) == u) {
+        atomic_fetch_add_explicit(&cmt_double_frees, 1, memory_order_relaxed);
+        cmt_diag_limited(&bad_free_budget, "double %s of %p; ignored", what, p);
+    } else {
+        atomic_fetch_add_explicit(&cmt_invalid_frees, 1, memory_order_relaxed);
+        cmt_diag_limited(&bad_free_budget, "%s of %p, which was never allocated; ignored",
+                         what, p);
+    }
+    return false;
+}
+
+/* ---- slow paths: before init, during dlsym, and nested calls ------------------------ */
+
+/* How a call that cannot be recorded is served. */
+enum route { ROUTE_TRACK, ROUTE_BOOTSTRAP, ROUTE_FORWARD };
+
+static CMT_NOINLINE enum route route_slow(struct cmt_thread *t)
+{
+    bool resolved = atomic_load_explicit(&cmt_resolved, memory_order_acquire);
+    if (t->busy)
+        return resolved ? ROUTE_FORWARD : ROUTE_BOOTSTRAP;
+    if (!atomic_load_explicit(&cmt_ready, memory_order_acquire)) {
+        t->busy++;
+        cmt_init();     /* resolves the next allocator; nested calls take the busy route */
+        t->busy--;
+        if (!atomic_load_explicit(&cmt_ready, memory_order_acquire))
+            return atomic_load_explicit(&cmt_resolved, memory_order_acquire) ? ROUTE_FORWARD
+                                                                             : ROUTE_BOOTSTRAP;
+    }
+    return ROUTE_TRACK;
+}
+
+static inline enum route route(struct cmt_thread *t)
+{
+    if (cmt_likely(!t->busy && atomic_load_explicit(&cmt_ready, memory_order_relaxed)))
+        return ROUTE_TRACK;
+    return route_slow(t);
+}
+
+static void *forwarded(void *p)
+{
+    if (p)
+        untracked_add(p);
+    return p;
+}
+
+/* ---- the interposed entry points ---------------------------------------------------- */
+
+CMT_EXPORT void *malloc(size_t size)
+{
+    struct cmt_thread *t = &cmt_self;
+    switch (route(t)) {
+    case ROUTE_TRACK:
+        break;
+    case ROUTE_BOOTSTRAP:
+        return bootstrap_alloc(size, 16);
+    case ROUTE_FORWARD:
+        return forwarded(cmt_next.malloc(size));
+    }
+    t->busy = 1;
+    void *p = cmt_next.malloc(size);
+    if (cmt_likely(p != NULL))
+        record_alloc(t, p, size);
+    t->busy = 0;
+    return p;
+}
+
+CMT_EXPORT void *calloc(size_t n, size_t size)
+{
+    struct cmt_thread *t = &cmt_self;
+    size_t bytes;
+    bool overflow = __builtin_mul_overflow(n, size, &bytes);
+    switch (route(t)) {
+    case ROUTE_TRACK:
+        break;
+    case ROUTE_BOOTSTRAP:
+        if (overflow) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        return bootstrap_alloc(bytes, 16);
+    case ROUTE_FORWARD:
+        return forwarded(cmt_next.calloc(n, size));
+    }
+    t->busy = 1;
+    void *p = cmt_next.calloc(n, size);     /* the next allocator reports the overflow */
+    if (cmt_likely(p != NULL))
+        record_alloc(t, p, bytes);
+    t->busy = 0;
+    return p;
+}
+
+CMT_EXPORT void free(void *p)
+{
+    if (!p)
+        return;
+    struct cmt_thread *t = &cmt_self;
+    switch (route(t)) {
+    case ROUTE_TRACK:
+        break;
+    case ROUTE_BOOTSTRAP:
+        return;     /* nothing can be freed before the allocator is known */
+    case ROUTE_FORWARD:
+        /* Nested free: the table may be locked by this very thread, so it is not touched.
+         * A tracked block freed here keeps its record until its address is handed out
+         * again; only a signal handler that frees inside malloc, itself undefined, does
+         * that. */
+        if (in_bootstrap(p))
+            return;
+        untracked_take(p);
+        cmt_next.free(p);
+        return;
+    }
+    t->busy = 1;
+    struct cmt_block b;
+    if (cmt_likely(cmt_table_remove(&cmt_live, (uintptr_t)p, &b))) {
+        account_free(t, &b);
+        cmt_next.free(p);
+    } else if (free_unknown(p, "free")) {
+        cmt_next.free(p);
+    }
+    t->busy = 0;
+}
+
+/* realloc of a block the table does not know. */
+static CMT_NOINLINE void *realloc_unknown(struct cmt_thread *t, void *p, size_t size)
+{
+    if (in_bootstrap(p)) {
+        /* Move it out of the bootstrap area into the real heap; the old copy stays. */
+        size_t old = bootstrap_size(p);
+        if (size == 0)
+            return NULL;
+        void *q = cmt_next.malloc(size);
+        if (q) {
+            memcpy(q, p, old < size ? old : size);
+            record_alloc(t, q, size);
+        }
+        return q;
+    }
+    if (free_unknown(p, "realloc")) {
+        void *q = cmt_next.realloc(p, size);
+        if (q)
+            record_alloc(t, q, size);
+        return q;
+    }
+    /* Like glibc's failed realloc: NULL, and the pointer (not ours to touch) is left alone. */
+    errno = ENOMEM;
+    return NULL;
+}
+
+CMT_EXPORT void *realloc(void *p, size_t size)
+{
+    if (!p)
+        return malloc(size);
+    struct cmt_thread *t = &cmt_self;
+    switch (route(t)) {
+    case ROUTE_TRACK:
+        break;
+    case ROUTE_BOOTSTRAP: {
+        if (!in_bootstrap(p)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        void *q = bootstrap_alloc(size, 16);
+        if (q) {
+            size_t old = bootstrap_size(p);
+            memcpy(q, p, old < size ? old : size);
+        }
+        return q;
+    }
+    case ROUTE_FORWARD:
+        if (in_bootstrap(p)) {
+            void *q = cmt_next.malloc(size);
+            if (q)
+                memcpy(q, p, bootstrap_size(p) < size ? bootstrap_size(p) : size);
+            return forwarded(q);
+        }
+        untracked_take(p);
+        return forwarded(cmt_next.realloc(p, size));
+    }
+    t->busy = 1;
+    struct cmt_block b;
+    void *q;
+    if (cmt_unlikely(!cmt_table_remove(&cmt_live, (uintptr_t)p, &b))) {
+        q = realloc_unknown(t, p, size);
+        t->busy = 0;
+        return q;
+    }
+    /* The record is out of the table before the next allocator may release p. */
+    q = cmt_next.realloc(p, size);
+    struct cmt_instance *inst = cmt_instance_get(b.instance);
+    if (q == NULL && size != 0) {
+        /* Failed: p is untouched and still live, with its record as it was. */
+        cmt_table_insert(&cmt_live, &b);
+        t->busy = 0;
+        return NULL;
+    }
+    /* A realloc is a free of the old block and an allocation of the new one, and the new one
+     * keeps the old one's scope. The allocation is counted first, so that a closed instance
+     * never sees its reference count touch zero in between. */
+    if (q != NULL)
+        record_alloc_in(t, inst, q, size);
+    account_free(t, &b);
+    t->busy = 0;
+    return q;
+}
+
+CMT_EXPORT void *reallocarray(void *p, size_t n, size_t size)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(n, size, &bytes)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, bytes);
+}
+
+/* The aligned allocators share one shape: forward, then record a success. */
+#define ALIGNED_ENTRY(call, bootstrap_align, size_expr)                     \
+    struct cmt_thread *t = &cmt_self;                                       \
+    switch (route(t)) {                                                     \
+    case ROUTE_TRACK:                                                       \
+        break;                                                              \
+    case ROUTE_BOOTSTRAP:                                                   \
+        return bootstrap_alloc((size_expr), (bootstrap_align));             \
+    case ROUTE_FORWARD:                                                     \
+        return forwarded(call);                                             \
+    }                                                                       \
+    t->busy = 1;                                                            \
+    void *p = (call);                                                       \
+    if (p)                                                                  \
+        record_alloc(t, p, (size_expr));                                    \
+    t->busy = 0;                                                            \
+    return p
+
+static bool valid_alignment(size_t align)
+{
+    return align != 0 && (align & (align - 1)) == 0;
+}
+
+CMT_EXPORT void *aligned_alloc(size_t align, size_t size)
+{
+    ALIGNED_ENTRY(cmt_next.aligned_alloc(align, size),
+                  valid_alignment(align) ? align : 16, size);
+}
+
+CMT_EXPORT void *memalign(size_t align, size_t size)
+{
+    ALIGNED_ENTRY(cmt_next.memalign(align, size), valid_alignment(align) ? align : 16, size);
+}
+
+CMT_EXPORT void *valloc(size_t size)
+{
+    ALIGNED_ENTRY(cmt_next.valloc(size), 4096, size);
+}
+
+CMT_EXPORT void *pvalloc(size_t size)
+{
+    ALIGNED_ENTRY(cmt_next.pvalloc(size), 4096, size);
+}
+
+CMT_EXPORT int posix_memalign(void **out, size_t align, size_t size)
+{
+    struct cmt_thread *t = &cmt_self;
+    switch (route(t)) {
+    case ROUTE_TRACK:
+        break;
+    case ROUTE_BOOTSTRAP:
+        if (!valid_alignment(align) || align % sizeof(void *) != 0)
+            return EINVAL;
+        *out = bootstrap_alloc(size, align);
+        return *out ? 0 : ENOMEM;
+    case ROUTE_FORWARD: {
+        int rc = cmt_next.posix_memalign(out, align, size);
+        if (rc == 0)
+            forwarded(*out);
+        return rc;
+    }
+    }
+    t->busy = 1;
+    void *p = NULL;
+    int rc = cmt_next.posix_memalign(&p, align, size);
+    if (rc == 0) {
+        record_alloc(t, p, size);
+        *out = p;   /* written only on success, as documented */
+    }
+    t->busy = 0;
+    return rc;
+}
+
+CMT_EXPORT size_t malloc_usable_size(void *p)
+{
+    if (!p)
+        return 0;
+    if (in_bootstrap(p))
+        return bootstrap_size(p);
+    struct cmt_thread *t = &cmt_self;
+    if (route(t) != ROUTE_TRACK)
+        return atomic_load(&cmt_resolved) ? cmt_next.malloc_usable_size(p) : 0;
+    /* Only a block the tracker knows is asked about: for any other pointer the allocator
+     * could read garbage. */
+    t->busy = 1;
+    struct cmt_block b;
+    bool known = cmt_table_lookup(&cmt_live, (uintptr_t)p, &b);
+    t->busy = 0;
+    if (!known && !untracked_find(p, false))
+        return 0;
+    return cmt_next.malloc_usable_size(p);
+}

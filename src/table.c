@@ -1,0 +1,190 @@
+/*
+ * table.c — address-keyed tables of blocks: the live-block table and the quarantine.
+ *
+ * Owns the sharded open-addressing hash tables. Each shard has its own spinlock and grows by
+ * doubling on its own, so no lock is shared by all threads and a resize pauses only the
+ * threads that touch that shard. Slots come from mmap (rawmem.c), never from the tracked
+ * allocator. Never calls stdio; the only system calls are mmap/munmap when a shard grows.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "cmt.h"
+
+struct cmt_table cmt_live;
+
+#define SHARD_MIN_SLOTS 256u
+/* Grow at 50% load: linear probing stays short and the table stays under 2×32 B a block. */
+#define SHARD_MAX_LOAD_NUM 1u
+#define SHARD_MAX_LOAD_DEN 2u
+
+/* Fibonacci hashing of the address, minus the alignment bits that are always zero. */
+static inline uint64_t hash_ptr(uintptr_t ptr)
+{
+    return (uint64_t)(ptr >> 4) * UINT64_C(0x9E3779B97F4A7C15);
+}
+
+static inline struct cmt_shard *shard_of(struct cmt_table *tab, uint64_t h)
+{
+    return &tab->shard[h >> 54];    /* the top 10 bits: CMT_TABLE_SHARDS == 1024 */
+}
+
+static inline uint32_t slot_of(const struct cmt_shard *s, uint64_t h)
+{
+    return (uint32_t)(h >> 20) & s->mask;
+}
+
+/* Finds ptr's slot, or the empty slot where it would go. The shard must be locked and have
+ * slots. */
+static inline uint32_t probe(const struct cmt_shard *s, uint64_t h, uintptr_t ptr)
+{
+    uint32_t i = slot_of(s, h);
+    while (s->slots[i].ptr != 0 && s->slots[i].ptr != ptr)
+        i = (i + 1) & s->mask;
+    return i;
+}
+
+/* Doubles the shard (or gives it its first slots). Called with the shard locked; on failure
+ * the shard is left as it was. */
+static CMT_NOINLINE bool shard_grow(struct cmt_shard *s)
+{
+    uint32_t old_cap = s->slots ? s->mask + 1 : 0;
+    uint32_t new_cap = old_cap ? old_cap * 2 : SHARD_MIN_SLOTS;
+    if (new_cap == 0)       /* 2^32 slots in one shard: nothing sane is that large */
+        return false;
+    int saved_errno = errno;
+    struct cmt_block *slots = cmt_raw_map((size_t)new_cap * sizeof *slots);
+    errno = saved_errno;
+    if (!slots)
+        return false;
+
+    struct cmt_block *old = s->slots;
+    s->slots = slots;
+    s->mask = new_cap - 1;
+    for (uint32_t i = 0; i < old_cap; i++) {
+        if (old[i].ptr == 0)
+            continue;
+        uint32_t j = probe(s, hash_ptr(old[i].ptr), old[i].ptr);
+        s->slots[j] = old[i];
+    }
+    if (old) {
+        cmt_raw_unmap(old, (size_t)old_cap * sizeof *old);
+        errno = saved_errno;
+    }
+    return true;
+}
+
+bool cmt_table_insert(struct cmt_table *tab, const struct cmt_block *b)
+{
+    uint64_t h = hash_ptr(b->ptr);
+    struct cmt_shard *s = shard_of(tab, h);
+    cmt_spin_lock(&s->lock);
+    if (cmt_unlikely(!s->slots ||
+                     (uint64_t)(s->count + 1) * SHARD_MAX_LOAD_DEN >
+                         (uint64_t)(s->mask + 1) * SHARD_MAX_LOAD_NUM)) {
+        if (!shard_grow(s) && (!s->slots || s->count + 1 > s->mask)) {
+            cmt_spin_unlock(&s->lock);
+            if (!atomic_exchange(&tab->oom_said, 1))
+                cmt_diag("out of memory for the block table; new blocks go untracked");
+            return false;
+        }
+    }
+    uint32_t i = probe(s, h, b->ptr);
+    if (s->slots[i].ptr == 0)
+        s->count++;
+    s->slots[i] = *b;
+    cmt_spin_unlock(&s->lock);
+    return true;
+}
+
+/* Deletes slot i by shifting later members of its probe run back, so that no tombstones are
+ * needed and lookups stay as short as the load allows. */
+static void delete_slot(struct cmt_shard *s, uint32_t i)
+{
+    uint32_t j = i;
+    for (;;) {
+        j = (j + 1) & s->mask;
+        if (s->slots[j].ptr == 0)
+            break;
+        uint32_t home = slot_of(s, hash_ptr(s->slots[j].ptr));
+        /* Move j back to i unless its home lies cyclically in (i, j]. */
+        bool stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
+        if (!stays) {
+            s->slots[i] = s->slots[j];
+            i = j;
+        }
+    }
+    s->slots[i].ptr = 0;
+    s->count--;
+}
+
+bool cmt_table_remove(struct cmt_table *tab, uintptr_t ptr, struct cmt_block *out)
+{
+    uint64_t h = hash_ptr(ptr);
+    struct cmt_shard *s = shard_of(tab, h);
+    cmt_spin_lock(&s->lock);
+    if (cmt_unlikely(!s->slots)) {
+        cmt_spin_unlock(&s->lock);
+        return false;
+    }
+    uint32_t i = probe(s, h, ptr);
+    bool found = s->slots[i].ptr == ptr;
+    if (found) {
+        *out = s->slots[i];
+        delete_slot(s, i);
+    }
+    cmt_spin_unlock(&s->lock);
+    return found;
+}
+
+bool cmt_table_lookup(struct cmt_table *tab, uintptr_t ptr, struct cmt_block *out)
+{
+    uint64_t h = hash_ptr(ptr);
+    struct cmt_shard *s = shard_of(tab, h);
+    cmt_spin_lock(&s->lock);
+    bool found = false;
+    if (s->slots) {
+        uint32_t i = probe(s, h, ptr);
+        found = s->slots[i].ptr == ptr;
+        if (found)
+            *out = s->slots[i];
+    }
+    cmt_spin_unlock(&s->lock);
+    return found;
+}
+
+void cmt_table_foreach(struct cmt_table *tab,
+                       void (*fn)(const struct cmt_block *b, void *arg), void *arg)
+{
+    for (size_t k = 0; k < CMT_TABLE_SHARDS; k++) {
+        struct cmt_shard *s = &tab->shard[k];
+        cmt_spin_lock(&s->lock);
+        if (s->slots)
+            for (uint32_t i = 0; i <= s->mask; i++)
+                if (s->slots[i].ptr != 0)
+                    fn(&s->slots[i], arg);
+        cmt_spin_unlock(&s->lock);
+    }
+}
+
+size_t cmt_table_count(struct cmt_table *tab)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < CMT_TABLE_SHARDS; k++)
+        n += __atomic_load_n(&tab->shard[k].count, __ATOMIC_RELAXED);
+    return n;
+}
+
+void cmt_table_lock_all(struct cmt_table *tab)
+{
+    for (size_t k = 0; k < CMT_TABLE_SHARDS; k++)
+        cmt_spin_lock(&tab->shard[k].lock);
+}
+
+void cmt_table_unlock_all(struct cmt_table *tab)
+{
+    for (size_t k = 0; k < CMT_TABLE_SHARDS; k++)
+        cmt_spin_unlock(&tab->shard[k].lock);
+}

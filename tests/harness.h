@@ -1,0 +1,47 @@
+/*
+ * harness.h — what every test suite shares: running a program under the library just built
+ * (never an installed copy), capturing its exit status and output, and the Check main loop.
+ */
+#ifndef CMT_TEST_HARNESS_H
+#define CMT_TEST_HARNESS_H
+
+#include <check.h>
+#include <stddef.h>
+
+/* The outcome of one run. */
+struct cmt_run {
+    int exit_code;      /* the program's exit status, or -1 when a signal ended it */
+    int signal;         /* the signal that ended it, or 0 */
+    char *out;          /* everything it wrote on stdout, NUL-terminated */
+    size_t out_len;
+    char *err;          /* everything it wrote on stderr, NUL-terminated */
+    size_t err_len;
+    char dir[256];      /* the fresh directory it ran in; report files land here */
+};
+
+/* The library under test: $(abs_top_builddir)/.libs/libcymemtrack.so. */
+const char *cmt_test_library(void);
+/* A test program built in tests/progs/. */
+const char *cmt_test_prog(const char *name);
+
+/* Runs argv in a fresh temporary directory with stdin from /dev/null. When preload is true,
+ * the library under test is prepended to LD_PRELOAD. extra_env is NULL or a NULL-terminated
+ * list of "NAME=VALUE" strings added to the environment ("NAME=" alone removes NAME).
+ * Aborts the test when the program cannot be started at all. */
+void cmt_run(struct cmt_run *r, int preload, char *const argv[], char *const extra_env[]);
+/* Removes the run's directory and frees its buffers. */
+void cmt_run_free(struct cmt_run *r);
+
+/* Counts the lines of text that start with prefix. */
+int cmt_count_lines(const char *text, const char *prefix);
+/* Finds "key=NUMBER" in text and returns NUMBER; fails the test when absent. */
+unsigned long long cmt_field(const char *text, const char *key);
+
+/* For suites that must run inside a preloaded process: re-executes the test binary with the
+ * library under test preloaded, unless it already is. Call first thing in main. */
+void cmt_reexec_preloaded(char **argv);
+
+/* Runs the suite with CK_FORK on and Check's summary printed; returns the exit status. */
+int cmt_run_suite(Suite *s);
+
+#endif
