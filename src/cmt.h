@@ -294,6 +294,59 @@ void cmt_hooks_resolve(void);
 /* Bad frees, counted process-wide. */
 extern atomic_ullong cmt_invalid_frees, cmt_double_frees;
 
+/* ---- config.c: the CYMEMTRACK_* settings ------------------------------------------- */
+
+#define CMT_STACK_MAX_DEPTH 64
+#define CMT_STACK_DEPTH_DEFAULT 16
+#define CMT_OUTPUT_DEFAULT "cymemtrack.%e.%p.cmt"
+#define CMT_QUARANTINE_DEFAULT (UINT64_C(64) << 20)
+#define CMT_PATH_MAX 4096
+
+struct cmt_config {
+    int stack_depth;            /* CYMEMTRACK_STACK_DEPTH: frames a stack, 0 for none */
+    const char *output;         /* CYMEMTRACK_OUTPUT: report path template (%p, %e) */
+    uint64_t quarantine_bytes;  /* CYMEMTRACK_QUARANTINE: bulk-freed bytes held back */
+};
+extern struct cmt_config cmt_cfg;
+/* Reads the environment; called once at start, before anything is recorded. */
+void cmt_config_init(void);
+
+/* ---- stack.c: stack capture and the deduplicating stack table ----------------------- */
+
+/* Captures the calling thread's stack, outermost frames dropped past cmt_cfg.stack_depth and
+ * the tracker's own frames skipped, and returns its id in the stack table: equal stacks get
+ * equal ids. Returns 0 when capture is off or fails, or the table is full. Called inside the
+ * hooks with t->busy set: must not allocate through the tracked allocator. */
+uint32_t cmt_stack_capture(void);
+/* The return addresses of stack id, innermost first. False for an unknown id. */
+bool cmt_stack_get(uint32_t id, const uintptr_t **pcs, uint32_t *depth);
+/* Stack ids run from 1 to cmt_stack_count(). */
+uint32_t cmt_stack_count(void);
+void cmt_stack_init(void);
+void cmt_stack_lock_all(void);
+void cmt_stack_unlock_all(void);
+
+/* ---- badfree.c: frees the tracker refused, by kind and stack ------------------------ */
+
+enum cmt_badfree_kind {
+    CMT_BADFREE_INVALID = 0,    /* a pointer never handed out */
+    CMT_BADFREE_DOUBLE = 1,     /* a block already freed */
+    CMT_BADFREE_STALE = 2,      /* a block the tracker bulk-freed with its scope */
+};
+/* Records one refused free of ptr, from the stack with id stack; name is the scope that
+ * bulk-freed it (CMT_BADFREE_STALE) or UINT32_MAX. Bounded memory: past the table's size the
+ * counts go on, without new stacks. Async-signal-safe. */
+void cmt_badfree_record(enum cmt_badfree_kind kind, uintptr_t ptr, uint32_t stack,
+                        uint32_t name);
+
+/* ---- report.c: the report file ------------------------------------------------------ */
+
+/* How the process ended, as the report file says it (report-format.h, CMT_END_*). */
+/* Writes the report now. how is a CMT_END_* value, code the exit status or signal number,
+ * label the cmt_snapshot label or NULL. Never allocates through the tracked allocator;
+ * usable from a fatal-signal handler. A write failure gives one diagnostic line. */
+void cmt_report_write(int how, int code, const char *label);
+
 /* ---- lifecycle.c: init, fork, exit -------------------------------------------------- */
 
 /* True once the tracker is ready to record; false before init and while it is resolving. */

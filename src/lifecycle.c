@@ -49,6 +49,7 @@ void cmt_init(void)
     int expected = PHASE_NONE;
     if (atomic_compare_exchange_strong(&phase, &expected, PHASE_RUNNING)) {
         cmt_hooks_resolve();
+        cmt_config_init();
         cmt_scope_init();
         if (!cmt_instance_shared()) {
             cmt_diag("out of memory while starting; nothing will be tracked");

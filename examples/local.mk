@@ -1,0 +1,1 @@
+## examples: rules for this part of the tree (see Makefile.am).

@@ -1,0 +1,1 @@
+## man: rules for this part of the tree (see Makefile.am).

@@ -1,0 +1,1 @@
+## tools: rules for this part of the tree (see Makefile.am).
