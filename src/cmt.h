@@ -26,7 +26,7 @@
 /* ---- diag.c: one-line diagnostics on stderr, async-signal-safe, never allocating ------ */
 
 /* Formats "cymemtrack: " + fmt + "\n" and writes it with one write(2); errno is preserved.
- * Understands %s %c %d %u %ld %lu %lld %llu %zu %zd %x %lx %p and %%. */
+ * Understands %s %c %d %u %ld %lu %lld %llu %zu %zd %x %lx %p %% and the # flag (0x). */
 void cmt_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Like cmt_diag, but says nothing after *budget messages have been spent; the first message
@@ -88,6 +88,9 @@ struct cmt_block {
     uint32_t flags;         /* CMT_BLOCK_* */
 };
 
+/* The block came from its scope's own allocator (cmt_scope_open_with) and goes back there. */
+#define CMT_BLOCK_CUSTOM 0x1u
+
 #define CMT_SIZE_BITS 40
 #define CMT_SIZE_MASK ((UINT64_C(1) << CMT_SIZE_BITS) - 1)
 
@@ -124,6 +127,10 @@ extern struct cmt_table cmt_live;
 bool cmt_table_insert(struct cmt_table *tab, const struct cmt_block *b);
 /* Removes ptr and copies its record to *out; false when ptr is not in the table. */
 bool cmt_table_remove(struct cmt_table *tab, uintptr_t ptr, struct cmt_block *out);
+/* Removes ptr only when its record belongs to instance; false (and nothing removed) when ptr
+ * is not in the table or belongs to another instance. */
+bool cmt_table_remove_owned(struct cmt_table *tab, uintptr_t ptr, uint32_t instance,
+                            struct cmt_block *out);
 /* Copies ptr's record to *out without removing it; false when ptr is not in the table. */
 bool cmt_table_lookup(struct cmt_table *tab, uintptr_t ptr, struct cmt_block *out);
 /* Calls fn for every block, one shard at a time with that shard locked: fn must not touch
@@ -175,7 +182,13 @@ struct cmt_instance {
     uint32_t flags;                 /* CMT_INST_* */
     uint8_t kind;                   /* enum cmt_scope_kind */
     atomic_uint state;              /* CMT_STATE_* */
-    /* Allocations whose pointers a bulk-free walk visits (bulk instances only). */
+    uint64_t own_bulk_freed;        /* blocks bulk-freed at close, by the owner */
+    /* The scope's own allocator (cmt_scope_open_with), or NULL for the next allocator. */
+    void *(*malloc_fn)(size_t);
+    void (*free_fn)(void *);
+    /* Addresses allocated in a bulk instance, for the bulk-free walk at close. Some may be
+     * gone (freed, or reused by another scope): the walk checks each against the table. */
+    cmt_spinlock bulk_lock;
     uintptr_t *bulk_ptrs;
     size_t bulk_len, bulk_cap;
 
@@ -203,10 +216,16 @@ uint32_t cmt_name_count(void);
 /* Counters of every instance of a name, retired and live. */
 void cmt_name_counters(uint32_t name, struct cmt_counters *out, uint64_t *instances);
 
+/* An instance from a public handle (cmt_scope_t); NULL when the handle is not one of an
+ * instance that is open or closed-but-not-retired. */
+struct cmt_instance *cmt_instance_from_handle(uint64_t handle);
+uint64_t cmt_instance_handle(const struct cmt_instance *inst);
+
 struct cmt_thread;
 /* Opens an instance on the calling thread's scope stack. NULL when out of memory. */
 struct cmt_instance *cmt_instance_open(struct cmt_thread *t, uint32_t name, uint32_t flags);
-/* Closes t's innermost instance, which must be inst; returns its live blocks at close. */
+/* Closes t's innermost instance, which must be inst: bulk-frees its blocks first when it is a
+ * bulk instance. Returns the blocks live at close (bulk-freed ones included). */
 uint64_t cmt_instance_close(struct cmt_thread *t, struct cmt_instance *inst);
 /* Accounts an allocation of size bytes to inst, made by thread t. */
 void cmt_instance_count_alloc(struct cmt_thread *t, struct cmt_instance *inst, size_t size);
@@ -219,6 +238,21 @@ struct cmt_instance *cmt_instance_shared(void);
 void cmt_scope_init(void);
 void cmt_scope_lock_all(void);
 void cmt_scope_unlock_all(void);
+void cmt_scope_after_fork_child(void);
+
+/* ---- bulk.c: bulk-free and the quarantine ------------------------------------------- */
+
+/* Remembers p, just recorded in bulk instance inst, for the walk at close. */
+void cmt_bulk_note(struct cmt_instance *inst, uintptr_t p);
+/* Frees every block still owned by inst (the owner closing it) into the quarantine; adds
+ * them to inst's bulk counters and returns how many there were. */
+uint64_t cmt_bulk_free(struct cmt_thread *t, struct cmt_instance *inst);
+/* True when p is a bulk-freed block still in quarantine; *name is its scope's name. */
+bool cmt_quarantine_find(uintptr_t p, uint32_t *name);
+/* Gives every quarantined block back (at exit, or when the quarantine is turned off). */
+void cmt_quarantine_drain(struct cmt_thread *t);
+void cmt_bulk_lock_all(void);
+void cmt_bulk_unlock_all(void);
 
 /* ---- thread.c: per-thread state ----------------------------------------------------- */
 
@@ -230,6 +264,7 @@ struct cmt_thread {
     struct cmt_instance *top;       /* innermost open scope instance */
     int64_t live_delta;             /* live bytes not yet folded into the process total */
     int64_t peak_seen;              /* highest process live bytes this thread has seen */
+    void *expect_free;              /* a scope's free_fn is handing this block back */
 };
 
 enum { CMT_THREAD_NEW = 0, CMT_THREAD_LIVE = 1, CMT_THREAD_GONE = 2 };
@@ -238,6 +273,15 @@ extern __thread struct cmt_thread cmt_self CMT_TLS;
 
 /* Sets up the calling thread's state (first call on a thread). */
 void cmt_thread_attach(struct cmt_thread *t);
+
+/* The calling thread's state, set up if this is its first call. */
+static inline struct cmt_thread *cmt_thread_self(void)
+{
+    struct cmt_thread *t = &cmt_self;
+    if (cmt_unlikely(t->state == CMT_THREAD_NEW))
+        cmt_thread_attach(t);
+    return t;
+}
 void cmt_thread_init(void);
 /* Forgets the other threads in a fork child. */
 void cmt_thread_after_fork_child(void);
@@ -292,14 +336,24 @@ extern atomic_int cmt_resolved;
 void cmt_hooks_resolve(void);
 
 /* Bad frees, counted process-wide. */
-extern atomic_ullong cmt_invalid_frees, cmt_double_frees;
+extern atomic_ullong cmt_invalid_frees, cmt_double_frees, cmt_stale_frees;
+
+/* Records p, just allocated for size bytes, in inst (the pool calls' path). False when the
+ * table is out of memory. */
+bool cmt_record_alloc_in(struct cmt_thread *t, struct cmt_instance *inst, void *p,
+                         size_t size);
+/* Accounts a block just removed from the table as freed by the program. */
+void cmt_account_free(struct cmt_thread *t, const struct cmt_block *b);
+/* Hands a block whose record is gone back to the allocator it came from: the next
+ * allocator, or its scope's free_fn. */
+void cmt_release(struct cmt_thread *t, void *p, void (*free_fn)(void *));
 
 /* ---- config.c: the CYMEMTRACK_* settings ------------------------------------------- */
 
 #define CMT_STACK_MAX_DEPTH 64
 #define CMT_STACK_DEPTH_DEFAULT 16
 #define CMT_OUTPUT_DEFAULT "cymemtrack.%e.%p.cmt"
-#define CMT_QUARANTINE_DEFAULT (UINT64_C(64) << 20)
+#define CMT_QUARANTINE_DEFAULT (UINT64_C(16) << 20)
 #define CMT_PATH_MAX 4096
 
 struct cmt_config {

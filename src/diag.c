@@ -67,8 +67,12 @@ static void vformat(struct out *o, const char *fmt, va_list ap)
             continue;
         }
         int longs = 0;
-        bool size_t_arg = false;
+        bool size_t_arg = false, alternate = false;
         p++;
+        if (*p == '#') {
+            alternate = true;
+            p++;
+        }
         while (*p == 'l') {
             longs++;
             p++;
@@ -91,6 +95,8 @@ static void vformat(struct out *o, const char *fmt, va_list ap)
         case 'u':
         case 'x': {
             unsigned base = *p == 'x' ? 16 : 10;
+            if (alternate && base == 16)
+                put_str(o, "0x");
             if (size_t_arg)
                 put_unsigned(o, va_arg(ap, size_t), base);
             else if (longs >= 2)

@@ -23,7 +23,7 @@
 #include "cmt.h"
 
 struct cmt_next cmt_next;
-atomic_ullong cmt_invalid_frees, cmt_double_frees;
+atomic_ullong cmt_invalid_frees, cmt_double_frees, cmt_stale_frees;
 
 /* ---- the bootstrap area: dlsym may call calloc before the next allocator is known ----- */
 
@@ -171,6 +171,9 @@ static inline atomic_uintptr_t *grave_of(uintptr_t p)
 
 /* ---- recording ---------------------------------------------------------------------- */
 
+static atomic_int bad_free_budget = 20;
+static atomic_int custom_free_budget = 5;
+
 static CMT_NOINLINE struct cmt_instance *owner_slow(struct cmt_thread *t)
 {
     if (t->state == CMT_THREAD_NEW)
@@ -178,29 +181,37 @@ static CMT_NOINLINE struct cmt_instance *owner_slow(struct cmt_thread *t)
     return t->state == CMT_THREAD_LIVE ? t->top : cmt_instance_shared();
 }
 
-/* Records p, just returned by the next allocator for size bytes, in inst. */
-static inline void record_alloc_in(struct cmt_thread *t, struct cmt_instance *inst, void *p,
-                                   size_t size)
+/* Records p, just returned by an allocator for size bytes, in inst. */
+static inline bool record_alloc_in(struct cmt_thread *t, struct cmt_instance *inst, void *p,
+                                   size_t size, uint32_t flags)
 {
     struct cmt_block b = {
         .ptr = (uintptr_t)p,
         .size_thread = ((uint64_t)size & CMT_SIZE_MASK) | ((uint64_t)t->number << CMT_SIZE_BITS),
         .instance = inst->id,
         .seq = ++t->seq,
+        .flags = flags,
     };
-    if (cmt_unlikely(!cmt_table_insert(&cmt_live, &b))) {
-        untracked_add(p);
-        return;
-    }
+    if (cmt_unlikely(!cmt_table_insert(&cmt_live, &b)))
+        return false;
     cmt_instance_count_alloc(t, inst, size);
     cmt_totals_alloc(t, size);
+    if (cmt_unlikely(inst->flags & CMT_INST_BULK))
+        cmt_bulk_note(inst, (uintptr_t)p);
+    return true;
+}
+
+bool cmt_record_alloc_in(struct cmt_thread *t, struct cmt_instance *inst, void *p, size_t size)
+{
+    return record_alloc_in(t, inst, p, size, inst->malloc_fn ? CMT_BLOCK_CUSTOM : 0);
 }
 
 static inline void record_alloc(struct cmt_thread *t, void *p, size_t size)
 {
     struct cmt_instance *inst =
         cmt_likely(t->state == CMT_THREAD_LIVE) ? t->top : owner_slow(t);
-    record_alloc_in(t, inst, p, size);
+    if (cmt_unlikely(!record_alloc_in(t, inst, p, size, 0)))
+        untracked_add(p);   /* the table is out of memory: at least keep its free working */
 }
 
 /* Accounts a block just removed from the table as freed. */
@@ -213,18 +224,58 @@ static inline void account_free(struct cmt_thread *t, const struct cmt_block *b)
     atomic_store_explicit(grave_of(b->ptr), b->ptr, memory_order_relaxed);
 }
 
-static atomic_int bad_free_budget = 20;
+void cmt_account_free(struct cmt_thread *t, const struct cmt_block *b)
+{
+    account_free(t, b);
+}
+
+void cmt_release(struct cmt_thread *t, void *p, void (*free_fn)(void *))
+{
+    if (!free_fn) {
+        cmt_next.free(p);
+        return;
+    }
+    /* The scope's allocator may well call free(p) itself: that free must go through. */
+    int busy = t->busy;
+    void *expected = t->expect_free;
+    t->busy = 0;
+    t->expect_free = p;
+    free_fn(p);
+    t->expect_free = expected;
+    t->busy = busy;
+}
+
+/* A block from a scope's own allocator, freed with plain free or realloc: it goes back to
+ * that allocator, since the next allocator never saw it. */
+static CMT_NOINLINE void free_custom(struct cmt_thread *t, const struct cmt_block *b)
+{
+    struct cmt_instance *inst = cmt_instance_get(b->instance);
+    cmt_diag_limited(&custom_free_budget, "free of %p, a block of scope \"%s\" from its own "
+                     "allocator; handed to that allocator", (void *)b->ptr,
+                     cmt_name_string(inst->name));
+    void (*free_fn)(void *) = inst->free_fn;
+    account_free(t, b);
+    cmt_release(t, (void *)b->ptr, free_fn);
+}
 
 /* A free or realloc of p that is not a live block. Returns true when p must be handed to the
- * next allocator after all (it was handed out while the tracker was busy). */
-static CMT_NOINLINE bool free_unknown(void *p, const char *what)
+ * next allocator after all (it was handed out while the tracker was busy, or a scope's own
+ * allocator is giving it back). */
+static CMT_NOINLINE bool free_unknown(struct cmt_thread *t, void *p, const char *what)
 {
     if (in_bootstrap(p))
         return false;       /* served from the bootstrap area: nothing to give back */
+    if (p == t->expect_free)
+        return true;
     if (untracked_take(p))
         return true;
     uintptr_t u = (uintptr_t)p;
-    if (atomic_load_explicit(grave_of(u), memory_order_relaxed) == u) {
+    uint32_t name;
+    if (cmt_quarantine_find(u, &name)) {
+        atomic_fetch_add_explicit(&cmt_stale_frees, 1, memory_order_relaxed);
+        cmt_diag_limited(&bad_free_budget, "%s of %p, which scope \"%s\" bulk-freed when it "
+                         "closed; ignored", what, p, cmt_name_string(name));
+    } else if (atomic_load_explicit(grave_of(u), memory_order_relaxed) == u) {
         atomic_fetch_add_explicit(&cmt_double_frees, 1, memory_order_relaxed);
         cmt_diag_limited(&bad_free_budget, "double %s of %p; ignored", what, p);
     } else {
@@ -340,9 +391,13 @@ CMT_EXPORT void free(void *p)
     t->busy = 1;
     struct cmt_block b;
     if (cmt_likely(cmt_table_remove(&cmt_live, (uintptr_t)p, &b))) {
-        account_free(t, &b);
-        cmt_next.free(p);
-    } else if (free_unknown(p, "free")) {
+        if (cmt_unlikely(b.flags & CMT_BLOCK_CUSTOM)) {
+            free_custom(t, &b);
+        } else {
+            account_free(t, &b);
+            cmt_next.free(p);
+        }
+    } else if (free_unknown(t, p, "free")) {
         cmt_next.free(p);
     }
     t->busy = 0;
@@ -363,7 +418,7 @@ static CMT_NOINLINE void *realloc_unknown(struct cmt_thread *t, void *p, size_t 
         }
         return q;
     }
-    if (free_unknown(p, "realloc")) {
+    if (free_unknown(t, p, "realloc")) {
         void *q = cmt_next.realloc(p, size);
         if (q)
             record_alloc(t, q, size);
@@ -412,6 +467,15 @@ CMT_EXPORT void *realloc(void *p, size_t size)
         t->busy = 0;
         return q;
     }
+    if (cmt_unlikely(b.flags & CMT_BLOCK_CUSTOM)) {
+        /* The next allocator never saw this block; its scope's allocator has no realloc. */
+        cmt_table_insert(&cmt_live, &b);
+        cmt_diag_limited(&custom_free_budget, "realloc of %p, a block of a scope with its own "
+                         "allocator; use cmt_scope_realloc", p);
+        t->busy = 0;
+        errno = ENOMEM;
+        return NULL;
+    }
     /* The record is out of the table before the next allocator may release p. */
     q = cmt_next.realloc(p, size);
     struct cmt_instance *inst = cmt_instance_get(b.instance);
@@ -424,8 +488,8 @@ CMT_EXPORT void *realloc(void *p, size_t size)
     /* A realloc is a free of the old block and an allocation of the new one, and the new one
      * keeps the old one's scope. The allocation is counted first, so that a closed instance
      * never sees its reference count touch zero in between. */
-    if (q != NULL)
-        record_alloc_in(t, inst, q, size);
+    if (q != NULL && !record_alloc_in(t, inst, q, size, 0))
+        untracked_add(q);
     account_free(t, &b);
     t->busy = 0;
     return q;

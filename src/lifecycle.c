@@ -23,6 +23,7 @@ static void fork_prepare(void)
 {
     cmt_self.busy++;
     cmt_scope_lock_all();
+    cmt_bulk_lock_all();
     cmt_raw_lock();
     cmt_table_lock_all(&cmt_live);
 }
@@ -31,6 +32,7 @@ static void fork_parent(void)
 {
     cmt_table_unlock_all(&cmt_live);
     cmt_raw_unlock();
+    cmt_bulk_unlock_all();
     cmt_scope_unlock_all();
     cmt_self.busy--;
 }
@@ -39,7 +41,9 @@ static void fork_child(void)
 {
     cmt_table_unlock_all(&cmt_live);
     cmt_raw_unlock();
+    cmt_bulk_unlock_all();
     cmt_scope_unlock_all();
+    cmt_scope_after_fork_child();
     cmt_thread_after_fork_child();
     cmt_self.busy--;
 }

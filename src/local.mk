@@ -14,6 +14,7 @@ libcmtcore_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 lib_LTLIBRARIES += libcymemtrack.la
 libcymemtrack_la_SOURCES = \
 	src/api.c \
+	src/bulk.c \
 	src/config.c \
 	src/hooks.c \
 	src/lifecycle.c \

@@ -197,6 +197,9 @@ static void instance_reset(struct cmt_instance *inst, uint32_t name, uint32_t ow
     inst->flags = flags;
     inst->kind = (uint8_t)cmt_name_kind(name);
     inst->bulk_len = 0;
+    inst->own_bulk_freed = 0;
+    inst->malloc_fn = NULL;
+    inst->free_fn = NULL;
     inst->outlived_at_close = 0;
     atomic_store_explicit(&inst->refs, REFS_OPEN_BIAS, memory_order_relaxed);
     atomic_store_explicit(&inst->far_allocs, 0, memory_order_relaxed);
@@ -224,18 +227,20 @@ struct cmt_instance *cmt_instance_open(struct cmt_thread *t, uint32_t name, uint
 
 uint64_t cmt_instance_close(struct cmt_thread *t, struct cmt_instance *inst)
 {
+    uint64_t bulk_freed = (inst->flags & CMT_INST_BULK) ? cmt_bulk_free(t, inst) : 0;
     t->top = inst->parent;
     inst->parent = NULL;
-    int64_t own_live = (int64_t)(inst->own_allocs - inst->own_frees);
+    int64_t own_live = (int64_t)(inst->own_allocs - inst->own_frees - inst->own_bulk_freed);
     atomic_store_explicit(&inst->state, CMT_STATE_CLOSED, memory_order_release);
     /* From here on the owner counts like everybody else: through the atomics. */
     int64_t live = atomic_fetch_add_explicit(&inst->refs, own_live - REFS_OPEN_BIAS,
                                              memory_order_acq_rel) +
                    own_live - REFS_OPEN_BIAS;
-    inst->outlived_at_close = (uint64_t)live;
+    /* The reader derives "outlived" from this: live at close, bulk-freed ones included. */
+    inst->outlived_at_close = (uint64_t)live + bulk_freed;
     if (live == 0)
         instance_retire(inst);
-    return (uint64_t)live;
+    return (uint64_t)live + bulk_freed;
 }
 
 static inline bool counts_as_owner(const struct cmt_thread *t, const struct cmt_instance *inst)
@@ -338,6 +343,25 @@ void cmt_name_counters(uint32_t name, struct cmt_counters *out, uint64_t *instan
     }
 }
 
+/* A handle is (generation << 32) | (id + 1): never 0, and stale once the instance has been
+ * retired and reused, since retiring bumps the generation. */
+uint64_t cmt_instance_handle(const struct cmt_instance *inst)
+{
+    return ((uint64_t)inst->generation << 32) | ((uint64_t)inst->id + 1);
+}
+
+struct cmt_instance *cmt_instance_from_handle(uint64_t handle)
+{
+    uint32_t low = (uint32_t)handle;
+    if (low == 0 || (low - 1) >> CHUNK_BITS >= atomic_load(&sc.chunks))
+        return NULL;
+    struct cmt_instance *inst = cmt_instance_get(low - 1);
+    if (!inst || inst->generation != (uint32_t)(handle >> 32) ||
+        atomic_load_explicit(&inst->state, memory_order_acquire) == CMT_STATE_FREE)
+        return NULL;
+    return inst;
+}
+
 struct cmt_instance *cmt_instance_shared(void)
 {
     return sc.shared;
@@ -349,6 +373,17 @@ void cmt_scope_init(void)
     struct cmt_thread nobody = { .number = CMT_NO_OWNER };
     sc.shared = cmt_instance_open(&nobody, CMT_NAME_GLOBAL, 0);
     atomic_store_explicit(&sc.names[CMT_NAME_GLOBAL]->instances, 1, memory_order_relaxed);
+}
+
+void cmt_scope_after_fork_child(void)
+{
+    /* A thread that no longer exists may have held an instance's bulk-list lock. */
+    uint32_t chunks = atomic_load_explicit(&sc.chunks, memory_order_acquire);
+    for (uint32_t c = 0; c < chunks; c++) {
+        struct cmt_instance *chunk = atomic_load_explicit(&sc.chunk[c], memory_order_acquire);
+        for (uint32_t i = 0; i < CHUNK_SIZE; i++)
+            cmt_spin_unlock(&chunk[i].bulk_lock);
+    }
 }
 
 void cmt_scope_lock_all(void)

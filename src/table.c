@@ -120,7 +120,9 @@ static void delete_slot(struct cmt_shard *s, uint32_t i)
     s->count--;
 }
 
-bool cmt_table_remove(struct cmt_table *tab, uintptr_t ptr, struct cmt_block *out)
+/* Removes ptr when its record's instance is `instance`, or any instance for UINT32_MAX. */
+static inline bool remove_where(struct cmt_table *tab, uintptr_t ptr, uint32_t instance,
+                                struct cmt_block *out)
 {
     uint64_t h = hash_ptr(ptr);
     struct cmt_shard *s = shard_of(tab, h);
@@ -130,13 +132,25 @@ bool cmt_table_remove(struct cmt_table *tab, uintptr_t ptr, struct cmt_block *ou
         return false;
     }
     uint32_t i = probe(s, h, ptr);
-    bool found = s->slots[i].ptr == ptr;
+    bool found = s->slots[i].ptr == ptr &&
+                 (instance == UINT32_MAX || s->slots[i].instance == instance);
     if (found) {
         *out = s->slots[i];
         delete_slot(s, i);
     }
     cmt_spin_unlock(&s->lock);
     return found;
+}
+
+bool cmt_table_remove(struct cmt_table *tab, uintptr_t ptr, struct cmt_block *out)
+{
+    return remove_where(tab, ptr, UINT32_MAX, out);
+}
+
+bool cmt_table_remove_owned(struct cmt_table *tab, uintptr_t ptr, uint32_t instance,
+                            struct cmt_block *out)
+{
+    return remove_where(tab, ptr, instance, out);
 }
 
 bool cmt_table_lookup(struct cmt_table *tab, uintptr_t ptr, struct cmt_block *out)

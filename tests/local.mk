@@ -28,6 +28,12 @@ tests_check_malloc_CFLAGS = $(TEST_CFLAGS)
 # user's program links it: the preloaded library's definitions win over the no-ops.
 tests_check_malloc_LDADD = $(TEST_LDADD) libcymemtrack-api.la
 
+check_PROGRAMS += tests/check_scope
+tests_check_scope_SOURCES = tests/check_scope.c
+tests_check_scope_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_check_scope_CFLAGS = $(TEST_CFLAGS) -pthread
+tests_check_scope_LDADD = $(TEST_LDADD) libcymemtrack-api.la -lpthread
+
 TESTS += $(check_PROGRAMS)
 # Suites that run programs under the preload need the library built first.
 $(check_PROGRAMS): libcymemtrack.la

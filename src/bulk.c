@@ -1,0 +1,210 @@
+/*
+ * bulk.c — bulk-free of a closing scope, and the quarantine of bulk-freed blocks.
+ *
+ * Owns the per-instance list of addresses a bulk scope allocated, the walk that frees what
+ * is still live in it when it closes (cymem's promise: the pool's memory dies with the
+ * pool), and the quarantine: bulk-freed blocks wait there, FIFO, until more than
+ * cmt_cfg.quarantine_bytes are waiting, so that a program's later free or realloc of one is
+ * recognized as stale instead of corrupting the heap. Never allocates through the tracked
+ * allocator; never holds a lock while handing memory back to an allocator.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "cmt.h"
+
+/* The quarantine: a table keyed by address (for the stale-free check) and a FIFO ring in
+ * arrival order (for eviction). The table's block.instance holds the scope's name. */
+struct q_entry {
+    uintptr_t ptr;
+    uint64_t size;
+    void (*free_fn)(void *);
+};
+
+static struct {
+    cmt_spinlock lock;              /* guards the ring and bytes */
+    struct q_entry *ring;
+    size_t cap, head, len;          /* head: oldest entry */
+    uint64_t bytes;
+    atomic_int oom_said;
+} q;
+
+static struct cmt_table quarantine;
+
+#define BULK_MIN_CAP 256
+
+/* Grows inst's address list, first dropping the addresses no longer live in it, so the
+ * list stays within twice the live blocks. Called with inst->bulk_lock held. */
+static bool bulk_grow(struct cmt_instance *inst)
+{
+    size_t live = 0;
+    for (size_t i = 0; i < inst->bulk_len; i++) {
+        struct cmt_block b;
+        if (cmt_table_lookup(&cmt_live, inst->bulk_ptrs[i], &b) && b.instance == inst->id)
+            inst->bulk_ptrs[live++] = inst->bulk_ptrs[i];
+    }
+    inst->bulk_len = live;
+    if (live * 2 <= inst->bulk_cap && inst->bulk_cap)
+        return true;
+
+    size_t cap = inst->bulk_cap ? inst->bulk_cap * 2 : BULK_MIN_CAP;
+    uintptr_t *ptrs = cmt_raw_map(cap * sizeof *ptrs);
+    if (!ptrs)
+        return false;
+    if (inst->bulk_ptrs) {
+        memcpy(ptrs, inst->bulk_ptrs, live * sizeof *ptrs);
+        cmt_raw_unmap(inst->bulk_ptrs, inst->bulk_cap * sizeof *ptrs);
+    }
+    inst->bulk_ptrs = ptrs;
+    inst->bulk_cap = cap;
+    return true;
+}
+
+void cmt_bulk_note(struct cmt_instance *inst, uintptr_t p)
+{
+    cmt_spin_lock(&inst->bulk_lock);
+    if (cmt_unlikely(inst->bulk_len == inst->bulk_cap) && !bulk_grow(inst)) {
+        cmt_spin_unlock(&inst->bulk_lock);
+        cmt_diag("out of memory for scope \"%s\"'s bulk-free list; block %p will not be "
+                 "bulk-freed", cmt_name_string(inst->name), (void *)p);
+        return;
+    }
+    inst->bulk_ptrs[inst->bulk_len++] = p;
+    cmt_spin_unlock(&inst->bulk_lock);
+}
+
+/* Takes entries off the old end of the ring until the quarantine fits its budget (or, with
+ * all, until it is empty), into out[] (at most n of them). Called with q.lock held. */
+static size_t q_evict(struct q_entry *out, size_t n, bool all)
+{
+    size_t k = 0;
+    while (q.len > 0 && (all || q.bytes > cmt_cfg.quarantine_bytes) && k < n) {
+        out[k] = q.ring[q.head];
+        q.head = (q.head + 1) % q.cap;
+        q.len--;
+        q.bytes -= out[k].size;
+        k++;
+    }
+    return k;
+}
+
+/* Gives evicted blocks back, outside every lock. */
+static void q_release(struct cmt_thread *t, const struct q_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct cmt_block gone;
+        cmt_table_remove(&quarantine, e[i].ptr, &gone);
+        cmt_release(t, (void *)e[i].ptr, e[i].free_fn);
+    }
+}
+
+/* Evicts until the quarantine fits its budget, or until it is empty. */
+static void q_trim(struct cmt_thread *t, bool all)
+{
+    struct q_entry batch[64];
+    for (;;) {
+        cmt_spin_lock(&q.lock);
+        size_t n = q_evict(batch, CMT_ARRAY_LEN(batch), all);
+        cmt_spin_unlock(&q.lock);
+        if (n == 0)
+            return;
+        q_release(t, batch, n);
+    }
+}
+
+/* Puts a bulk-freed block into quarantine; when it cannot be kept (no quarantine, or no
+ * memory for it) the block is given back at once. */
+static void q_put(struct cmt_thread *t, uintptr_t p, uint64_t size, uint32_t name,
+                  void (*free_fn)(void *))
+{
+    if (cmt_cfg.quarantine_bytes == 0) {
+        cmt_release(t, (void *)p, free_fn);
+        return;
+    }
+    struct cmt_block rec = { .ptr = p, .size_thread = size & CMT_SIZE_MASK, .instance = name };
+    cmt_spin_lock(&q.lock);
+    if (q.len == q.cap) {
+        size_t cap = q.cap ? q.cap * 2 : 1024;
+        struct q_entry *ring = cmt_raw_map(cap * sizeof *ring);
+        if (!ring) {
+            cmt_spin_unlock(&q.lock);
+            if (!atomic_exchange(&q.oom_said, 1))
+                cmt_diag("out of memory for the quarantine; bulk-freed blocks are given back "
+                         "at once and stale frees of them go unrecognized");
+            cmt_release(t, (void *)p, free_fn);
+            return;
+        }
+        for (size_t i = 0; i < q.len; i++)
+            ring[i] = q.ring[(q.head + i) % q.cap];
+        if (q.ring)
+            cmt_raw_unmap(q.ring, q.cap * sizeof *q.ring);
+        q.ring = ring;
+        q.cap = cap;
+        q.head = 0;
+    }
+    /* Into the table first, so that the block is recognizable from the moment it leaves
+     * the live table. */
+    if (!cmt_table_insert(&quarantine, &rec)) {
+        cmt_spin_unlock(&q.lock);
+        cmt_release(t, (void *)p, free_fn);
+        return;
+    }
+    q.ring[(q.head + q.len) % q.cap] = (struct q_entry){ p, size, free_fn };
+    q.len++;
+    q.bytes += size;
+    cmt_spin_unlock(&q.lock);
+}
+
+uint64_t cmt_bulk_free(struct cmt_thread *t, struct cmt_instance *inst)
+{
+    uint64_t blocks = 0, bytes = 0;
+    cmt_spin_lock(&inst->bulk_lock);
+    uintptr_t *ptrs = inst->bulk_ptrs;
+    size_t len = inst->bulk_len;
+    inst->bulk_len = 0;
+    cmt_spin_unlock(&inst->bulk_lock);
+    /* Only the owner allocates into its open instance through the hooks, and it is here;
+     * another thread's pool call racing with this close is the program's own race. */
+    for (size_t i = 0; i < len; i++) {
+        struct cmt_block b;
+        if (!cmt_table_remove_owned(&cmt_live, ptrs[i], inst->id, &b))
+            continue;   /* freed by the program, or the address now belongs elsewhere */
+        size_t size = cmt_block_size(&b);
+        blocks++;
+        bytes += size;
+        cmt_totals_free(t, size);
+        q_put(t, b.ptr, size, inst->name, (b.flags & CMT_BLOCK_CUSTOM) ? inst->free_fn : NULL);
+    }
+    inst->own_bulk_freed += blocks;
+    atomic_fetch_add_explicit(&inst->bulk_freed_blocks, blocks, memory_order_relaxed);
+    atomic_fetch_add_explicit(&inst->bulk_freed_bytes, bytes, memory_order_relaxed);
+    q_trim(t, false);
+    return blocks;
+}
+
+bool cmt_quarantine_find(uintptr_t p, uint32_t *name)
+{
+    struct cmt_block b;
+    if (!cmt_table_lookup(&quarantine, p, &b))
+        return false;
+    *name = b.instance;
+    return true;
+}
+
+void cmt_quarantine_drain(struct cmt_thread *t)
+{
+    q_trim(t, true);
+}
+
+void cmt_bulk_lock_all(void)
+{
+    cmt_spin_lock(&q.lock);
+    cmt_table_lock_all(&quarantine);
+}
+
+void cmt_bulk_unlock_all(void)
+{
+    cmt_table_unlock_all(&quarantine);
+    cmt_spin_unlock(&q.lock);
+}
