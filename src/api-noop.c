@@ -111,6 +111,12 @@ CMT_EXPORT int cmt_scope_stats(cmt_scope_t scope, struct cmt_scope_stats *stats)
     return -1;
 }
 
+CMT_EXPORT int cmt_snapshot(const char *label)
+{
+    (void)label;
+    return -1;
+}
+
 CMT_EXPORT int cmt_process_stats(struct cmt_process_stats *stats)
 {
     if (stats)

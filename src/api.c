@@ -13,13 +13,14 @@
 
 #include "cmt.h"
 #include "cymemtrack.h"
+#include "report-format.h"
 
 static atomic_int misuse_budget = 50;
 #define misuse(...) cmt_diag_limited(&misuse_budget, __VA_ARGS__)
 
 CMT_EXPORT int cmt_active(void)
 {
-    return atomic_load_explicit(&cmt_ready, memory_order_acquire);
+    return (atomic_load_explicit(&cmt_ready, memory_order_acquire) & CMT_READY) != 0;
 }
 
 /* A usable name for a scope: NULL and over-long names are said once and mended. */
@@ -207,12 +208,9 @@ CMT_EXPORT int cmt_scope_free(cmt_scope_t scope, void *p)
     if (!inst)
         return -1;
     t->busy++;
-    struct cmt_block b;
     int rc = 0;
-    if (cmt_table_remove_owned(&cmt_live, (uintptr_t)p, inst->id, &b)) {
-        /* Read before the accounting, which may retire the instance with its last block. */
-        cmt_free_fn free_fn = (b.flags & CMT_BLOCK_CUSTOM) ? inst->free_fn : NULL;
-        cmt_account_free(t, &b);
+    cmt_free_fn_t free_fn;
+    if (cmt_take_block(t, p, inst->id, &free_fn)) {
         cmt_release(t, p, free_fn);
     } else {
         misuse("cmt_scope_free: %p is not a live block of scope \"%s\"; not freed", p,
@@ -275,6 +273,18 @@ CMT_EXPORT int cmt_scope_stats(cmt_scope_t scope, struct cmt_scope_stats *stats)
     stats->live_blocks = c.allocs - c.frees - c.bulk_freed_blocks;
     stats->live_bytes = c.bytes_allocated - c.bytes_freed - c.bulk_freed_bytes;
     stats->peak_live_bytes = c.peak_live_bytes;
+    return 0;
+}
+
+CMT_EXPORT int cmt_snapshot(const char *label)
+{
+    if (!cmt_active())
+        return -1;
+    if (label && strnlen(label, CMT_SCOPE_NAME_MAX + 1) > CMT_SCOPE_NAME_MAX) {
+        misuse("cmt_snapshot: label longer than %d bytes; not written", CMT_SCOPE_NAME_MAX);
+        return -1;
+    }
+    cmt_report_write(CMT_END_SNAPSHOT, 0, label ? label : "");
     return 0;
 }
 

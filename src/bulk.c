@@ -33,6 +33,8 @@ static struct {
 static struct cmt_table quarantine;
 
 #define BULK_MIN_CAP 256
+/* A flag bulk_take sets on its copy of a block that could not enter the quarantine. */
+#define BULK_NOT_QUARANTINED 0x80000000u
 
 /* Grows inst's address list, first dropping the addresses no longer live in it, so the
  * list stays within twice the live blocks. Called with inst->bulk_lock held. */
@@ -113,72 +115,98 @@ static void q_trim(struct cmt_thread *t, bool all)
     }
 }
 
-/* Puts a bulk-freed block into quarantine; when it cannot be kept (no quarantine, or no
- * memory for it) the block is given back at once. */
-static void q_put(struct cmt_thread *t, uintptr_t p, uint64_t size, uint32_t name,
-                  void (*free_fn)(void *))
+/* Makes room in the ring for one more entry. Called with q.lock held. */
+static bool q_reserve(void)
 {
-    if (cmt_cfg.quarantine_bytes == 0) {
-        cmt_release(t, (void *)p, free_fn);
-        return;
+    if (q.len < q.cap)
+        return true;
+    size_t cap = q.cap ? q.cap * 2 : 1024;
+    struct q_entry *ring = cmt_raw_map(cap * sizeof *ring);
+    if (!ring)
+        return false;
+    for (size_t i = 0; i < q.len; i++)
+        ring[i] = q.ring[(q.head + i) % q.cap];
+    if (q.ring)
+        cmt_raw_unmap(q.ring, q.cap * sizeof *q.ring);
+    q.ring = ring;
+    q.cap = cap;
+    q.head = 0;
+    return true;
+}
+
+/* Takes one block of inst out of the live table and counts it bulk-freed, in one critical
+ * section of its shard; when the quarantine is on, the block enters the quarantine table in
+ * the same step, so that a free racing with this close finds it in one table or the other
+ * (and is a normal free or a stale one, never an "invalid" one). False when p is no longer
+ * a live block of inst. */
+static bool bulk_take(struct cmt_instance *inst, uintptr_t p, bool quarantined,
+                      struct cmt_block *b)
+{
+    struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, p);
+    if (!cmt_table_lookup_locked(s, p, b) || b->instance != inst->id) {
+        cmt_shard_unlock(s);
+        return false;
     }
-    struct cmt_block rec = { .ptr = p, .size_thread = size & CMT_SIZE_MASK, .instance = name };
-    cmt_spin_lock(&q.lock);
-    if (q.len == q.cap) {
-        size_t cap = q.cap ? q.cap * 2 : 1024;
-        struct q_entry *ring = cmt_raw_map(cap * sizeof *ring);
-        if (!ring) {
-            cmt_spin_unlock(&q.lock);
-            if (!atomic_exchange(&q.oom_said, 1))
-                cmt_diag("out of memory for the quarantine; bulk-freed blocks are given back "
-                         "at once and stale frees of them go unrecognized");
-            cmt_release(t, (void *)p, free_fn);
-            return;
-        }
-        for (size_t i = 0; i < q.len; i++)
-            ring[i] = q.ring[(q.head + i) % q.cap];
-        if (q.ring)
-            cmt_raw_unmap(q.ring, q.cap * sizeof *q.ring);
-        q.ring = ring;
-        q.cap = cap;
-        q.head = 0;
+    if (quarantined) {
+        struct cmt_block rec = *b;
+        rec.instance = inst->name;
+        struct cmt_shard *qs = cmt_table_lock_ptr(&quarantine, p);
+        quarantined = cmt_shard_insert(&quarantine, qs, &rec);
+        cmt_shard_unlock(qs);
     }
-    /* Into the table first, so that the block is recognizable from the moment it leaves
-     * the live table. */
-    if (!cmt_table_insert(&quarantine, &rec)) {
-        cmt_spin_unlock(&q.lock);
-        cmt_release(t, (void *)p, free_fn);
-        return;
-    }
-    q.ring[(q.head + q.len) % q.cap] = (struct q_entry){ p, size, free_fn };
-    q.len++;
-    q.bytes += size;
-    cmt_spin_unlock(&q.lock);
+    cmt_shard_remove(s, p, inst->id, b);
+    size_t size = cmt_block_size(b);
+    inst->own_bulk_freed++;
+    atomic_fetch_add_explicit(&inst->bulk_freed_blocks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&inst->bulk_freed_bytes, size, memory_order_relaxed);
+    cmt_shard_unlock(s);
+    if (!quarantined)
+        b->flags |= BULK_NOT_QUARANTINED;
+    return true;
 }
 
 uint64_t cmt_bulk_free(struct cmt_thread *t, struct cmt_instance *inst)
 {
-    uint64_t blocks = 0, bytes = 0;
+    uint64_t blocks = 0;
     cmt_spin_lock(&inst->bulk_lock);
     uintptr_t *ptrs = inst->bulk_ptrs;
     size_t len = inst->bulk_len;
     inst->bulk_len = 0;
     cmt_spin_unlock(&inst->bulk_lock);
+    bool quarantined = cmt_cfg.quarantine_bytes > 0;
     /* Only the owner allocates into its open instance through the hooks, and it is here;
      * another thread's pool call racing with this close is the program's own race. */
     for (size_t i = 0; i < len; i++) {
         struct cmt_block b;
-        if (!cmt_table_remove_owned(&cmt_live, ptrs[i], inst->id, &b))
+        if (!bulk_take(inst, ptrs[i], quarantined, &b))
             continue;   /* freed by the program, or the address now belongs elsewhere */
-        size_t size = cmt_block_size(&b);
         blocks++;
-        bytes += size;
+        size_t size = cmt_block_size(&b);
         cmt_totals_free(t, size);
-        q_put(t, b.ptr, size, inst->name, (b.flags & CMT_BLOCK_CUSTOM) ? inst->free_fn : NULL);
+        cmt_free_fn_t free_fn = (b.flags & CMT_BLOCK_CUSTOM) ? inst->free_fn : NULL;
+        if (b.flags & BULK_NOT_QUARANTINED) {
+            if (quarantined && !atomic_exchange(&q.oom_said, 1))
+                cmt_diag("out of memory for the quarantine; bulk-freed blocks are given back "
+                         "at once and stale frees of them go unrecognized");
+            cmt_release(t, (void *)b.ptr, free_fn);
+            continue;
+        }
+        cmt_spin_lock(&q.lock);
+        if (!q_reserve()) {
+            cmt_spin_unlock(&q.lock);
+            struct cmt_block gone;
+            cmt_table_remove(&quarantine, b.ptr, &gone);
+            if (!atomic_exchange(&q.oom_said, 1))
+                cmt_diag("out of memory for the quarantine; bulk-freed blocks are given back "
+                         "at once and stale frees of them go unrecognized");
+            cmt_release(t, (void *)b.ptr, free_fn);
+            continue;
+        }
+        q.ring[(q.head + q.len) % q.cap] = (struct q_entry){ b.ptr, size, free_fn };
+        q.len++;
+        q.bytes += size;
+        cmt_spin_unlock(&q.lock);
     }
-    inst->own_bulk_freed += blocks;
-    atomic_fetch_add_explicit(&inst->bulk_freed_blocks, blocks, memory_order_relaxed);
-    atomic_fetch_add_explicit(&inst->bulk_freed_bytes, bytes, memory_order_relaxed);
     q_trim(t, false);
     return blocks;
 }
@@ -200,11 +228,19 @@ void cmt_quarantine_drain(struct cmt_thread *t)
 void cmt_bulk_lock_all(void)
 {
     cmt_spin_lock(&q.lock);
-    cmt_table_lock_all(&quarantine);
 }
 
 void cmt_bulk_unlock_all(void)
 {
-    cmt_table_unlock_all(&quarantine);
     cmt_spin_unlock(&q.lock);
+}
+
+void cmt_bulk_lock_shards(void)
+{
+    cmt_table_lock_all(&quarantine);
+}
+
+void cmt_bulk_unlock_shards(void)
+{
+    cmt_table_unlock_all(&quarantine);
 }

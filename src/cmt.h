@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define cmt_likely(x)   __builtin_expect(!!(x), 1)
 #define cmt_unlikely(x) __builtin_expect(!!(x), 0)
@@ -23,10 +24,12 @@
 #define CMT_ALIGNED     __attribute__((aligned(CMT_CACHELINE)))
 #define CMT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+typedef void (*cmt_free_fn_t)(void *);
+
 /* ---- diag.c: one-line diagnostics on stderr, async-signal-safe, never allocating ------ */
 
 /* Formats "cymemtrack: " + fmt + "\n" and writes it with one write(2); errno is preserved.
- * Understands %s %c %d %u %ld %lu %lld %llu %zu %zd %x %lx %p %% and the # flag (0x). */
+ * Understands %s %.*s %c %d %u %ld %lu %lld %llu %zu %zd %x %lx %p %% and the # flag. */
 void cmt_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Like cmt_diag, but says nothing after *budget messages have been spent; the first message
@@ -122,6 +125,17 @@ struct cmt_table {
 
 extern struct cmt_table cmt_live;
 
+/* Shard-level operations, for a caller that must change a block and its accounting in one
+ * critical section (so that fork, which takes every shard lock, never sees one without the
+ * other). Lock order: the live table's shard before a quarantine shard; never hold a shard
+ * lock while taking a scope, bulk or report lock. */
+struct cmt_shard *cmt_table_lock_ptr(struct cmt_table *tab, uintptr_t ptr);
+void cmt_shard_unlock(struct cmt_shard *s);
+bool cmt_shard_insert(struct cmt_table *tab, struct cmt_shard *s, const struct cmt_block *b);
+/* Removes ptr when its instance is `instance` (any instance for UINT32_MAX). */
+bool cmt_shard_remove(struct cmt_shard *s, uintptr_t ptr, uint32_t instance,
+                      struct cmt_block *out);
+bool cmt_table_lookup_locked(struct cmt_shard *s, uintptr_t ptr, struct cmt_block *out);
 /* Inserts b (b->ptr is not in the table). Returns false only when the tracker has run out of
  * memory for the table; the block is then untracked and that was said once on stderr. */
 bool cmt_table_insert(struct cmt_table *tab, const struct cmt_block *b);
@@ -185,7 +199,7 @@ struct cmt_instance {
     uint64_t own_bulk_freed;        /* blocks bulk-freed at close, by the owner */
     /* The scope's own allocator (cmt_scope_open_with), or NULL for the next allocator. */
     void *(*malloc_fn)(size_t);
-    void (*free_fn)(void *);
+    cmt_free_fn_t free_fn;
     /* Addresses allocated in a bulk instance, for the bulk-free walk at close. Some may be
      * gone (freed, or reused by another scope): the walk checks each against the table. */
     cmt_spinlock bulk_lock;
@@ -227,10 +241,28 @@ struct cmt_instance *cmt_instance_open(struct cmt_thread *t, uint32_t name, uint
 /* Closes t's innermost instance, which must be inst: bulk-frees its blocks first when it is a
  * bulk instance. Returns the blocks live at close (bulk-freed ones included). */
 uint64_t cmt_instance_close(struct cmt_thread *t, struct cmt_instance *inst);
+/* An instance on no thread's stack (a signal: window): every thread counts into it through
+ * the atomics. NULL when out of memory. */
+struct cmt_instance *cmt_instance_open_detached(uint32_t name, uint32_t flags);
+uint64_t cmt_instance_close_detached(struct cmt_thread *t, struct cmt_instance *inst);
+/* The open signal: window, if any: allocations that would go to a thread's global instance
+ * go there instead. */
+extern _Atomic(struct cmt_instance *) cmt_window;
 /* Accounts an allocation of size bytes to inst, made by thread t. */
 void cmt_instance_count_alloc(struct cmt_thread *t, struct cmt_instance *inst, size_t size);
-/* Accounts a free of size bytes from inst, made by thread t (which may be anybody). */
-void cmt_instance_count_free(struct cmt_thread *t, struct cmt_instance *inst, size_t size);
+/* Accounts a free of size bytes from inst, made by thread t (which may be anybody). Returns
+ * true when that was the last block of a closed instance: the caller must then call
+ * cmt_instance_retire(inst), outside any table lock. */
+bool cmt_instance_count_free(struct cmt_thread *t, struct cmt_instance *inst, size_t size);
+/* Folds a closed instance without blocks into its name and recycles it. */
+void cmt_instance_retire(struct cmt_instance *inst);
+/* A temporary reference that keeps inst from being retired (realloc holds one while the old
+ * block is counted as freed and the new one not yet as allocated). unhold returns true when
+ * the caller must retire inst. */
+void cmt_instance_hold(struct cmt_instance *inst);
+bool cmt_instance_unhold(struct cmt_instance *inst);
+/* Takes back a free counted by cmt_instance_count_free (a realloc that failed). */
+void cmt_instance_undo_free(struct cmt_thread *t, struct cmt_instance *inst, size_t size);
 /* Counters of one instance as they are now. */
 void cmt_instance_counters(const struct cmt_instance *inst, struct cmt_counters *out);
 /* The instance that owns allocations made after a thread's own state is gone. */
@@ -251,8 +283,12 @@ uint64_t cmt_bulk_free(struct cmt_thread *t, struct cmt_instance *inst);
 bool cmt_quarantine_find(uintptr_t p, uint32_t *name);
 /* Gives every quarantined block back (at exit, or when the quarantine is turned off). */
 void cmt_quarantine_drain(struct cmt_thread *t);
+/* Held across fork(): the ring lock comes before the live table's shards, the quarantine's
+ * shards after them (cmt_bulk_lock_shards). */
 void cmt_bulk_lock_all(void);
 void cmt_bulk_unlock_all(void);
+void cmt_bulk_lock_shards(void);
+void cmt_bulk_unlock_shards(void);
 
 /* ---- thread.c: per-thread state ----------------------------------------------------- */
 
@@ -342,11 +378,13 @@ extern atomic_ullong cmt_invalid_frees, cmt_double_frees, cmt_stale_frees;
  * table is out of memory. */
 bool cmt_record_alloc_in(struct cmt_thread *t, struct cmt_instance *inst, void *p,
                          size_t size);
-/* Accounts a block just removed from the table as freed by the program. */
-void cmt_account_free(struct cmt_thread *t, const struct cmt_block *b);
+/* Takes p, a live block of `instance` (of any instance for UINT32_MAX), out of the table and
+ * counts it as freed by the program, as free() does; *free_fn gets the allocator it goes
+ * back to (NULL: the next allocator). False, and nothing changed, when p is no such block. */
+bool cmt_take_block(struct cmt_thread *t, void *p, uint32_t instance, cmt_free_fn_t *free_fn);
 /* Hands a block whose record is gone back to the allocator it came from: the next
  * allocator, or its scope's free_fn. */
-void cmt_release(struct cmt_thread *t, void *p, void (*free_fn)(void *));
+void cmt_release(struct cmt_thread *t, void *p, cmt_free_fn_t free_fn);
 
 /* ---- config.c: the CYMEMTRACK_* settings ------------------------------------------- */
 
@@ -392,6 +430,19 @@ enum cmt_badfree_kind {
  * counts go on, without new stacks. Async-signal-safe. */
 void cmt_badfree_record(enum cmt_badfree_kind kind, uintptr_t ptr, uint32_t stack,
                         uint32_t name);
+/* One (kind, stack, scope) key of refused frees, as the report lists it. */
+struct cmt_badfree_entry {
+    enum cmt_badfree_kind kind;
+    uint32_t stack;             /* 0 for the frees counted after the table filled up */
+    uint32_t name;              /* the bulk-freeing scope of a stale free, or UINT32_MAX */
+    uint64_t count;
+    uintptr_t sample;           /* the address of the first such free */
+};
+/* Calls fn for each key recorded so far, each key once. Lock-free: frees recorded meanwhile
+ * may be left out. Async-signal-safe. */
+void cmt_badfree_foreach(void (*fn)(const struct cmt_badfree_entry *e, void *arg), void *arg);
+/* Frees of one kind recorded so far, those past the table's size included. */
+uint64_t cmt_badfree_total(enum cmt_badfree_kind kind);
 
 /* ---- report.c: the report file ------------------------------------------------------ */
 
@@ -400,11 +451,123 @@ void cmt_badfree_record(enum cmt_badfree_kind kind, uintptr_t ptr, uint32_t stac
  * label the cmt_snapshot label or NULL. Never allocates through the tracked allocator;
  * usable from a fatal-signal handler. A write failure gives one diagnostic line. */
 void cmt_report_write(int how, int code, const char *label);
+/* The same, for a caller that may have interrupted the tracker on this thread (a fatal-signal
+ * handler, or _exit or exec called from a program's signal handler): waits only briefly for
+ * a table lock and reads the module map from /proc/self/maps instead of the loader's list,
+ * whose lock the interrupted code may hold. */
+void cmt_report_write_careful(int how, int code, const char *label);
+/* A checkpoint (CMT_END_RUNNING), skipped when another thread is writing or an ending was
+ * written already. The caller holds no tracker lock. */
+void cmt_report_checkpoint(void);
+/* Notes what later writes need and may no longer find (executable, start directory,
+ * $TMPDIR); called once, from the library constructor. */
+void cmt_report_init(void);
+/* Held across fork(), so that a child never inherits a report half written. */
+void cmt_report_lock(void);
+void cmt_report_unlock(void);
+/* In a fork child: a new process, which gets a file of its own at its first write. */
+void cmt_report_after_fork_child(void);
+
+/* ---- ending.c: exit, _exit, exec, fatal signals and checkpoints --------------------- */
+
+/* Registers the exit handler, the fatal-signal handlers (where the program left the default
+ * action) and the checkpoint clock; called once, from the library constructor. */
+void cmt_ending_init(void);
+void cmt_ending_after_fork_child(void);
+
+/* The wall-clock second of the last checkpoint decision. */
+extern atomic_long cmt_checkpoint_clock;
+void cmt_checkpoint_slow(long now);
+/* Called by the hooks after each tracked allocation and free, with no tracker lock held:
+ * writes a checkpoint when the wall-clock second has changed since the last one, so that a
+ * process killed by SIGKILL loses at most the last second. time() is a vDSO read. */
+static inline void cmt_checkpoint_poll(void)
+{
+    long now = (long)time(NULL);
+    if (cmt_unlikely(now != atomic_load_explicit(&cmt_checkpoint_clock, memory_order_relaxed)))
+        cmt_checkpoint_slow(now);
+}
+
+/* ---- elfsyms.c: finding functions in the loaded modules ----------------------------- */
+
+/* Finds the address of the function named `symbol` in the executable or any loaded shared
+ * object, through the dynamic symbol table and, where the file on disk has one, .symtab (so
+ * static functions are found). Returns NULL when absent; *size gets the symbol's size (0 if
+ * unknown). Never allocates through the tracked allocator. Modules are searched in the
+ * loader's order (the executable first), the tracker's own library never; in a module the
+ * dynamic table wins, then a global .symtab symbol, then the first static one of that name.
+ * An IFUNC (strlen, memcpy...) is resolved as the loader does, by calling its resolver: the
+ * address is that of the implementation this CPU runs, its size 0 unless a symbol gives it. */
+void *cmt_elfsyms_find(const char *symbol, size_t *size);
+/* The definition of `symbol` (a function) that a call from this library would reach if this
+ * library did not define it: the first in another module's dynamic table. No dlsym, so
+ * usable from a signal handler. NULL when none. */
+void *cmt_elfsyms_next(const char *symbol);
+/* The size of the function symbol that starts exactly at addr (the largest, for aliases);
+ * 0 when no symbol does or none says. */
+size_t cmt_elfsyms_func_size(const void *addr);
+/* The PROT_* bits of the module segment holding addr; -1 when no module maps it. */
+int cmt_elfsyms_prot(const void *addr);
+/* Arms the watch on the loader: from then on cmt_envscope_module_loaded() is called each time
+ * modules were added (dlopen, dlmopen, glibc's own NSS/iconv loads), after they are mapped
+ * and before their relocation and constructors, on the loading thread with the loader's lock
+ * held (it may look symbols up, install hooks and allocate; never dlopen/dlclose). Done by an
+ * entry hook on r_debug.r_brk (_dl_debug_state), not by interposing dlopen, which would make
+ * the loader search the tracker's RUNPATH instead of the caller's. Returns 0, or -1 with a
+ * static reason in *why. Idempotent. */
+int cmt_elfsyms_watch_loads(const char **why);
+
+/* ---- funchook.c: hooking a function's entry and return in memory --------------------- */
+
+/* Called on the hooked function's thread at its entry, and at its return (or when an
+ * exception or longjmp unwinds past it); arg is the one given at install. Both may allocate
+ * through the hooks; errno is saved around them. They are called whatever cmt_self.busy is
+ * (a function the tracker itself calls may be hooked): the callback checks it. A hooked call
+ * made from inside a callback runs unhooked. What each way of leaving a call does is written
+ * at the top of funchook.c. */
+typedef void (*cmt_funchook_cb)(void *arg);
+
+/* Hooks the function at addr so that on_enter runs at every call, before its first
+ * instruction, and on_exit when that call ends. Returns 0, or -1 with *why set to a reason
+ * ("too short to patch", "a jump into its first bytes, from +12", "already hooked", ...:
+ * static, or in a thread-local buffer valid until the thread's next install), in which case
+ * nothing was changed. x86-64 with Zydis only; elsewhere always -1. Serialized; meant for
+ * start-up, see funchook.c on installs while other threads run. */
+int cmt_funchook_install(void *addr, cmt_funchook_cb on_enter, cmt_funchook_cb on_exit,
+                         void *arg, const char **why);
+/* An entry-only hook (no return redirection), for the loader watch (elfsyms.c) on
+ * _dl_debug_state, a lone `ret`: like every hook, it may end in the alignment padding after
+ * a function shorter than the jump. */
+int cmt_funchook_install_notify(void *addr, cmt_funchook_cb fn, void *arg, const char **why);
+/* Where every redirected return goes (funchook-stub.S). A stack walk from inside a hooked
+ * call reads it as the hooked frame's return address; no unwind rule covers it, so the walk
+ * must translate it (compare first: the call is for that case only). */
+extern char cmt_funchook_return_stub[];
+/* The real return address for pc == cmt_funchook_return_stub read at sp - 8 (sp: the
+ * hooked frame's CFA); any other pc is returned as is. Calling thread only. */
+uintptr_t cmt_funchook_real_return(uintptr_t pc, uintptr_t sp);
+/* Hooked calls that ran unhooked because the thread's shadow stack (128 deep) was full. */
+uint64_t cmt_funchook_missed(void);
+
+/* ---- envscope.c: CYMEMTRACK_SCOPES -------------------------------------------------- */
+
+/* Parses CYMEMTRACK_SCOPES and arms its triggers; called once at start. */
+void cmt_envscope_init(void);
+/* A thread was just attached (thread.c): opens its thread: scope if its name matches. */
+void cmt_envscope_thread_start(struct cmt_thread *t);
+/* Does what a signal handler asked for (a signal: window opening or closing); called by a
+ * thread that saw CMT_READY_PENDING, not busy. */
+void cmt_envscope_pending(struct cmt_thread *t);
+/* A module was dlopen'ed: func: entries not found so far are looked for again. */
+void cmt_envscope_module_loaded(void);
 
 /* ---- lifecycle.c: init, fork, exit -------------------------------------------------- */
 
-/* True once the tracker is ready to record; false before init and while it is resolving. */
+/* CMT_READY once the tracker records; 0 before init and while it is resolving. Other bits
+ * ask the next call into the tracker to do deferred work (cmt_envscope_pending). */
 extern atomic_int cmt_ready;
+#define CMT_READY 1
+#define CMT_READY_PENDING 2
 void cmt_init(void);
 
 #endif /* CMT_H */

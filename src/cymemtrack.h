@@ -91,6 +91,11 @@ struct cmt_process_stats {
     uint64_t bulk_freed_bytes;
 };
 
+/* Writes a report of the process as it is now, beside the final one, and returns 0 (-1 when
+ * not tracking). label (at most 127 bytes; may be NULL) is shown by cymem-report. See
+ * cymemtrack-report(5) for the file's name. */
+int cmt_snapshot(const char *label);
+
 /* 1 when the tracker is recording this process, 0 when the calls are no-ops. */
 int cmt_active(void);
 

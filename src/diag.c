@@ -66,12 +66,16 @@ static void vformat(struct out *o, const char *fmt, va_list ap)
             put_char(o, *p);
             continue;
         }
-        int longs = 0;
+        int longs = 0, precision = -1;
         bool size_t_arg = false, alternate = false;
         p++;
         if (*p == '#') {
             alternate = true;
             p++;
+        }
+        if (p[0] == '.' && p[1] == '*') {   /* only for %.*s: at most that many bytes */
+            precision = va_arg(ap, int);
+            p += 2;
         }
         while (*p == 'l') {
             longs++;
@@ -111,9 +115,16 @@ static void vformat(struct out *o, const char *fmt, va_list ap)
             put_str(o, "0x");
             put_unsigned(o, (uintptr_t)va_arg(ap, void *), 16);
             break;
-        case 's':
-            put_str(o, va_arg(ap, const char *));
+        case 's': {
+            const char *str = va_arg(ap, const char *);
+            if (precision >= 0 && str) {
+                for (int i = 0; i < precision && str[i]; i++)
+                    put_char(o, str[i]);
+            } else {
+                put_str(o, str);
+            }
             break;
+        }
         case 'c':
             put_char(o, (char)va_arg(ap, int));
             break;

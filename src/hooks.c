@@ -178,10 +178,14 @@ static CMT_NOINLINE struct cmt_instance *owner_slow(struct cmt_thread *t)
 {
     if (t->state == CMT_THREAD_NEW)
         cmt_thread_attach(t);
-    return t->state == CMT_THREAD_LIVE ? t->top : cmt_instance_shared();
+    struct cmt_instance *inst = t->state == CMT_THREAD_LIVE ? t->top : cmt_instance_shared();
+    struct cmt_instance *w = atomic_load_explicit(&cmt_window, memory_order_relaxed);
+    return w && inst->kind == CMT_KIND_GLOBAL ? w : inst;
 }
 
-/* Records p, just returned by an allocator for size bytes, in inst. */
+/* Records p, just returned by an allocator for size bytes, in inst. The table entry and the
+ * scope's counters change in one critical section of p's shard, so that fork, which holds
+ * every shard lock, never sees one without the other. */
 static inline bool record_alloc_in(struct cmt_thread *t, struct cmt_instance *inst, void *p,
                                    size_t size, uint32_t flags)
 {
@@ -189,15 +193,21 @@ static inline bool record_alloc_in(struct cmt_thread *t, struct cmt_instance *in
         .ptr = (uintptr_t)p,
         .size_thread = ((uint64_t)size & CMT_SIZE_MASK) | ((uint64_t)t->number << CMT_SIZE_BITS),
         .instance = inst->id,
+        .stack = cmt_cfg.stack_depth ? cmt_stack_capture() : 0,
         .seq = ++t->seq,
         .flags = flags,
     };
-    if (cmt_unlikely(!cmt_table_insert(&cmt_live, &b)))
+    struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, b.ptr);
+    bool ok = cmt_shard_insert(&cmt_live, s, &b);
+    if (cmt_likely(ok))
+        cmt_instance_count_alloc(t, inst, size);
+    cmt_shard_unlock(s);
+    if (cmt_unlikely(!ok))
         return false;
-    cmt_instance_count_alloc(t, inst, size);
     cmt_totals_alloc(t, size);
     if (cmt_unlikely(inst->flags & CMT_INST_BULK))
         cmt_bulk_note(inst, (uintptr_t)p);
+    cmt_checkpoint_poll();
     return true;
 }
 
@@ -208,28 +218,50 @@ bool cmt_record_alloc_in(struct cmt_thread *t, struct cmt_instance *inst, void *
 
 static inline void record_alloc(struct cmt_thread *t, void *p, size_t size)
 {
-    struct cmt_instance *inst =
-        cmt_likely(t->state == CMT_THREAD_LIVE) ? t->top : owner_slow(t);
+    /* The common case: the thread's innermost scope. A signal: window takes what would go to
+     * the global scope, so a global-scope allocation looks at the window too. */
+    struct cmt_instance *inst = t->top;
+    if (cmt_unlikely(t->state != CMT_THREAD_LIVE ||
+                     (inst->kind == CMT_KIND_GLOBAL &&
+                      atomic_load_explicit(&cmt_window, memory_order_relaxed))))
+        inst = owner_slow(t);
     if (cmt_unlikely(!record_alloc_in(t, inst, p, size, 0)))
         untracked_add(p);   /* the table is out of memory: at least keep its free working */
 }
 
-/* Accounts a block just removed from the table as freed. */
-static inline void account_free(struct cmt_thread *t, const struct cmt_block *b)
+/* Takes p out of the table and counts its free, in one critical section of its shard (see
+ * record_alloc_in), when p is a live block of `instance` (of any, for UINT32_MAX). *free_fn
+ * gets the allocator the block goes back to: NULL for the next allocator, else its scope's
+ * own. False when p is no such block. */
+static inline bool take_block(struct cmt_thread *t, uintptr_t p, uint32_t instance,
+                              struct cmt_block *b, cmt_free_fn_t *free_fn)
 {
+    struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, p);
+    if (!cmt_shard_remove(s, p, instance, b)) {
+        cmt_shard_unlock(s);
+        return false;
+    }
     size_t size = cmt_block_size(b);
     struct cmt_instance *inst = cmt_instance_get(b->instance);
-    cmt_instance_count_free(t, inst, size);
+    /* Read before the count: the last free of a closed instance lets it be reused. */
+    *free_fn = cmt_unlikely(b->flags & CMT_BLOCK_CUSTOM) ? inst->free_fn : NULL;
+    bool retire = cmt_instance_count_free(t, inst, size);
+    cmt_shard_unlock(s);
+    if (cmt_unlikely(retire))
+        cmt_instance_retire(inst);
     cmt_totals_free(t, size);
-    atomic_store_explicit(grave_of(b->ptr), b->ptr, memory_order_relaxed);
+    atomic_store_explicit(grave_of(p), p, memory_order_relaxed);
+    cmt_checkpoint_poll();
+    return true;
 }
 
-void cmt_account_free(struct cmt_thread *t, const struct cmt_block *b)
+bool cmt_take_block(struct cmt_thread *t, void *p, uint32_t instance, cmt_free_fn_t *free_fn)
 {
-    account_free(t, b);
+    struct cmt_block b;
+    return take_block(t, (uintptr_t)p, instance, &b, free_fn);
 }
 
-void cmt_release(struct cmt_thread *t, void *p, void (*free_fn)(void *))
+void cmt_release(struct cmt_thread *t, void *p, cmt_free_fn_t free_fn)
 {
     if (!free_fn) {
         cmt_next.free(p);
@@ -245,17 +277,13 @@ void cmt_release(struct cmt_thread *t, void *p, void (*free_fn)(void *))
     t->busy = busy;
 }
 
-/* A block from a scope's own allocator, freed with plain free or realloc: it goes back to
- * that allocator, since the next allocator never saw it. */
-static CMT_NOINLINE void free_custom(struct cmt_thread *t, const struct cmt_block *b)
+/* A block from a scope's own allocator, freed with plain free: it goes back to that
+ * allocator, since the next allocator never saw it. */
+static CMT_NOINLINE void free_custom(struct cmt_thread *t, void *p, cmt_free_fn_t free_fn)
 {
-    struct cmt_instance *inst = cmt_instance_get(b->instance);
-    cmt_diag_limited(&custom_free_budget, "free of %p, a block of scope \"%s\" from its own "
-                     "allocator; handed to that allocator", (void *)b->ptr,
-                     cmt_name_string(inst->name));
-    void (*free_fn)(void *) = inst->free_fn;
-    account_free(t, b);
-    cmt_release(t, (void *)b->ptr, free_fn);
+    cmt_diag_limited(&custom_free_budget, "free of %p, a block from a scope's own allocator; "
+                     "handed to that allocator (use cmt_scope_free)", p);
+    cmt_release(t, p, free_fn);
 }
 
 /* A free or realloc of p that is not a live block. Returns true when p must be handed to the
@@ -273,13 +301,16 @@ static CMT_NOINLINE bool free_unknown(struct cmt_thread *t, void *p, const char 
     uint32_t name;
     if (cmt_quarantine_find(u, &name)) {
         atomic_fetch_add_explicit(&cmt_stale_frees, 1, memory_order_relaxed);
+        cmt_badfree_record(CMT_BADFREE_STALE, u, cmt_stack_capture(), name);
         cmt_diag_limited(&bad_free_budget, "%s of %p, which scope \"%s\" bulk-freed when it "
                          "closed; ignored", what, p, cmt_name_string(name));
     } else if (atomic_load_explicit(grave_of(u), memory_order_relaxed) == u) {
         atomic_fetch_add_explicit(&cmt_double_frees, 1, memory_order_relaxed);
+        cmt_badfree_record(CMT_BADFREE_DOUBLE, u, cmt_stack_capture(), UINT32_MAX);
         cmt_diag_limited(&bad_free_budget, "double %s of %p; ignored", what, p);
     } else {
         atomic_fetch_add_explicit(&cmt_invalid_frees, 1, memory_order_relaxed);
+        cmt_badfree_record(CMT_BADFREE_INVALID, u, cmt_stack_capture(), UINT32_MAX);
         cmt_diag_limited(&bad_free_budget, "%s of %p, which was never allocated; ignored",
                          what, p);
     }
@@ -296,7 +327,15 @@ static CMT_NOINLINE enum route route_slow(struct cmt_thread *t)
     bool resolved = atomic_load_explicit(&cmt_resolved, memory_order_acquire);
     if (t->busy)
         return resolved ? ROUTE_FORWARD : ROUTE_BOOTSTRAP;
-    if (!atomic_load_explicit(&cmt_ready, memory_order_acquire)) {
+    int ready = atomic_load_explicit(&cmt_ready, memory_order_acquire);
+    if (ready & CMT_READY_PENDING) {
+        atomic_fetch_and(&cmt_ready, ~CMT_READY_PENDING);
+        t->busy++;
+        cmt_envscope_pending(cmt_thread_self());
+        t->busy--;
+        return ROUTE_TRACK;
+    }
+    if (!ready) {
         t->busy++;
         cmt_init();     /* resolves the next allocator; nested calls take the busy route */
         t->busy--;
@@ -309,7 +348,8 @@ static CMT_NOINLINE enum route route_slow(struct cmt_thread *t)
 
 static inline enum route route(struct cmt_thread *t)
 {
-    if (cmt_likely(!t->busy && atomic_load_explicit(&cmt_ready, memory_order_relaxed)))
+    if (cmt_likely(!t->busy &&
+                   atomic_load_explicit(&cmt_ready, memory_order_relaxed) == CMT_READY))
         return ROUTE_TRACK;
     return route_slow(t);
 }
@@ -390,13 +430,12 @@ CMT_EXPORT void free(void *p)
     }
     t->busy = 1;
     struct cmt_block b;
-    if (cmt_likely(cmt_table_remove(&cmt_live, (uintptr_t)p, &b))) {
-        if (cmt_unlikely(b.flags & CMT_BLOCK_CUSTOM)) {
-            free_custom(t, &b);
-        } else {
-            account_free(t, &b);
+    cmt_free_fn_t free_fn;
+    if (cmt_likely(take_block(t, (uintptr_t)p, UINT32_MAX, &b, &free_fn))) {
+        if (cmt_likely(!free_fn))
             cmt_next.free(p);
-        }
+        else
+            free_custom(t, p, free_fn);
     } else if (free_unknown(t, p, "free")) {
         cmt_next.free(p);
     }
@@ -462,35 +501,47 @@ CMT_EXPORT void *realloc(void *p, size_t size)
     t->busy = 1;
     struct cmt_block b;
     void *q;
-    if (cmt_unlikely(!cmt_table_remove(&cmt_live, (uintptr_t)p, &b))) {
+    struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, (uintptr_t)p);
+    if (cmt_unlikely(!cmt_shard_remove(s, (uintptr_t)p, UINT32_MAX, &b))) {
+        cmt_shard_unlock(s);
         q = realloc_unknown(t, p, size);
         t->busy = 0;
         return q;
     }
     if (cmt_unlikely(b.flags & CMT_BLOCK_CUSTOM)) {
         /* The next allocator never saw this block; its scope's allocator has no realloc. */
-        cmt_table_insert(&cmt_live, &b);
+        cmt_shard_insert(&cmt_live, s, &b);
+        cmt_shard_unlock(s);
         cmt_diag_limited(&custom_free_budget, "realloc of %p, a block of a scope with its own "
                          "allocator; use cmt_scope_realloc", p);
         t->busy = 0;
         errno = ENOMEM;
         return NULL;
     }
-    /* The record is out of the table before the next allocator may release p. */
-    q = cmt_next.realloc(p, size);
+    /* A realloc is a free of the old block and an allocation of the new one, which keeps the
+     * old one's scope. The free is counted now, with the record taken out before the next
+     * allocator may release p; a hold on the instance keeps it from being retired until the
+     * new block is counted in it. */
+    size_t old_size = cmt_block_size(&b);
     struct cmt_instance *inst = cmt_instance_get(b.instance);
+    cmt_instance_hold(inst);
+    cmt_instance_count_free(t, inst, old_size);
+    cmt_shard_unlock(s);
+
+    q = cmt_next.realloc(p, size);
     if (q == NULL && size != 0) {
-        /* Failed: p is untouched and still live, with its record as it was. */
-        cmt_table_insert(&cmt_live, &b);
-        t->busy = 0;
-        return NULL;
+        /* Failed: p is untouched and still live, with its record and counts as they were. */
+        s = cmt_table_lock_ptr(&cmt_live, (uintptr_t)p);
+        cmt_shard_insert(&cmt_live, s, &b);
+        cmt_instance_undo_free(t, inst, old_size);
+        cmt_shard_unlock(s);
+    } else {
+        cmt_totals_free(t, old_size);
+        if (q != NULL && !record_alloc_in(t, inst, q, size, 0))
+            untracked_add(q);
     }
-    /* A realloc is a free of the old block and an allocation of the new one, and the new one
-     * keeps the old one's scope. The allocation is counted first, so that a closed instance
-     * never sees its reference count touch zero in between. */
-    if (q != NULL && !record_alloc_in(t, inst, q, size, 0))
-        untracked_add(q);
-    account_free(t, &b);
+    if (cmt_instance_unhold(inst))
+        cmt_instance_retire(inst);
     t->busy = 0;
     return q;
 }

@@ -22,29 +22,39 @@ static atomic_int phase;
 static void fork_prepare(void)
 {
     cmt_self.busy++;
+    cmt_report_lock();      /* first: a report being written takes the locks below */
     cmt_scope_lock_all();
     cmt_bulk_lock_all();
+    cmt_stack_lock_all();   /* before the arena lock: adding a stack takes it */
     cmt_raw_lock();
     cmt_table_lock_all(&cmt_live);
+    cmt_bulk_lock_shards();     /* after the live shards: a bulk-free nests them so */
 }
 
 static void fork_parent(void)
 {
+    cmt_bulk_unlock_shards();
     cmt_table_unlock_all(&cmt_live);
     cmt_raw_unlock();
+    cmt_stack_unlock_all();
     cmt_bulk_unlock_all();
     cmt_scope_unlock_all();
+    cmt_report_unlock();
     cmt_self.busy--;
 }
 
 static void fork_child(void)
 {
+    cmt_bulk_unlock_shards();
     cmt_table_unlock_all(&cmt_live);
     cmt_raw_unlock();
+    cmt_stack_unlock_all();
     cmt_bulk_unlock_all();
     cmt_scope_unlock_all();
     cmt_scope_after_fork_child();
     cmt_thread_after_fork_child();
+    cmt_report_unlock();
+    cmt_ending_after_fork_child();
     cmt_self.busy--;
 }
 
@@ -54,6 +64,7 @@ void cmt_init(void)
     if (atomic_compare_exchange_strong(&phase, &expected, PHASE_RUNNING)) {
         cmt_hooks_resolve();
         cmt_config_init();
+        cmt_stack_init();
         cmt_scope_init();
         if (!cmt_instance_shared()) {
             cmt_diag("out of memory while starting; nothing will be tracked");
@@ -79,5 +90,11 @@ __attribute__((constructor)) static void cmt_constructor(void)
 {
     cmt_self.busy++;
     cmt_init();
+    /* Here, not in cmt_init: that may run inside the first malloc, called by libc code
+     * holding the lock that registering an exit handler takes. */
+    if (atomic_load_explicit(&cmt_ready, memory_order_acquire)) {
+        cmt_ending_init();
+        cmt_envscope_init();
+    }
     cmt_self.busy--;
 }

@@ -48,6 +48,8 @@ static struct {
     atomic_int names_full_said;
 } sc;
 
+_Atomic(struct cmt_instance *) cmt_window;
+
 /* ---- names ------------------------------------------------------------------------- */
 
 static uint32_t hash_str(const char *s)
@@ -159,7 +161,7 @@ static struct cmt_instance *instance_take(void)
 }
 
 /* Folds a closed instance whose last block is gone into its name, and recycles it. */
-static void instance_retire(struct cmt_instance *inst)
+void cmt_instance_retire(struct cmt_instance *inst)
 {
     struct cmt_counters c;
     cmt_instance_counters(inst, &c);
@@ -225,11 +227,11 @@ struct cmt_instance *cmt_instance_open(struct cmt_thread *t, uint32_t name, uint
     return inst;
 }
 
-uint64_t cmt_instance_close(struct cmt_thread *t, struct cmt_instance *inst)
+/* Closes inst: bulk-frees it if it is a bulk instance, then hands its live count to the
+ * shared reference count. Returns the blocks it owned at close, bulk-freed ones included. */
+static uint64_t instance_finish(struct cmt_thread *t, struct cmt_instance *inst)
 {
     uint64_t bulk_freed = (inst->flags & CMT_INST_BULK) ? cmt_bulk_free(t, inst) : 0;
-    t->top = inst->parent;
-    inst->parent = NULL;
     int64_t own_live = (int64_t)(inst->own_allocs - inst->own_frees - inst->own_bulk_freed);
     atomic_store_explicit(&inst->state, CMT_STATE_CLOSED, memory_order_release);
     /* From here on the owner counts like everybody else: through the atomics. */
@@ -239,8 +241,31 @@ uint64_t cmt_instance_close(struct cmt_thread *t, struct cmt_instance *inst)
     /* The reader derives "outlived" from this: live at close, bulk-freed ones included. */
     inst->outlived_at_close = (uint64_t)live + bulk_freed;
     if (live == 0)
-        instance_retire(inst);
+        cmt_instance_retire(inst);
     return (uint64_t)live + bulk_freed;
+}
+
+uint64_t cmt_instance_close(struct cmt_thread *t, struct cmt_instance *inst)
+{
+    t->top = inst->parent;
+    inst->parent = NULL;
+    return instance_finish(t, inst);
+}
+
+struct cmt_instance *cmt_instance_open_detached(uint32_t name, uint32_t flags)
+{
+    struct cmt_instance *inst = instance_take();
+    if (!inst)
+        return NULL;
+    instance_reset(inst, name, CMT_NO_OWNER, flags);
+    atomic_fetch_add_explicit(&sc.names[name]->instances, 1, memory_order_relaxed);
+    inst->parent = NULL;
+    return inst;
+}
+
+uint64_t cmt_instance_close_detached(struct cmt_thread *t, struct cmt_instance *inst)
+{
+    return instance_finish(t, inst);
 }
 
 static inline bool counts_as_owner(const struct cmt_thread *t, const struct cmt_instance *inst)
@@ -266,17 +291,38 @@ void cmt_instance_count_alloc(struct cmt_thread *t, struct cmt_instance *inst, s
     atomic_fetch_add_explicit(&inst->far_bytes_allocated, size, memory_order_relaxed);
 }
 
-void cmt_instance_count_free(struct cmt_thread *t, struct cmt_instance *inst, size_t size)
+bool cmt_instance_count_free(struct cmt_thread *t, struct cmt_instance *inst, size_t size)
 {
     if (cmt_likely(counts_as_owner(t, inst))) {
         inst->own_frees++;
         inst->own_bytes_freed += size;
-        return;
+        return false;
     }
     atomic_fetch_add_explicit(&inst->far_frees, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&inst->far_bytes_freed, size, memory_order_relaxed);
-    if (atomic_fetch_sub_explicit(&inst->refs, 1, memory_order_acq_rel) == 1)
-        instance_retire(inst);
+    return atomic_fetch_sub_explicit(&inst->refs, 1, memory_order_acq_rel) == 1;
+}
+
+void cmt_instance_hold(struct cmt_instance *inst)
+{
+    atomic_fetch_add_explicit(&inst->refs, 1, memory_order_relaxed);
+}
+
+bool cmt_instance_unhold(struct cmt_instance *inst)
+{
+    return atomic_fetch_sub_explicit(&inst->refs, 1, memory_order_acq_rel) == 1;
+}
+
+void cmt_instance_undo_free(struct cmt_thread *t, struct cmt_instance *inst, size_t size)
+{
+    if (counts_as_owner(t, inst)) {
+        inst->own_frees--;
+        inst->own_bytes_freed -= size;
+        return;
+    }
+    atomic_fetch_sub_explicit(&inst->far_frees, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&inst->far_bytes_freed, size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&inst->refs, 1, memory_order_relaxed);
 }
 
 void cmt_instance_counters(const struct cmt_instance *inst, struct cmt_counters *out)

@@ -76,16 +76,25 @@ static CMT_NOINLINE bool shard_grow(struct cmt_shard *s)
     return true;
 }
 
-bool cmt_table_insert(struct cmt_table *tab, const struct cmt_block *b)
+struct cmt_shard *cmt_table_lock_ptr(struct cmt_table *tab, uintptr_t ptr)
+{
+    struct cmt_shard *s = shard_of(tab, hash_ptr(ptr));
+    cmt_spin_lock(&s->lock);
+    return s;
+}
+
+void cmt_shard_unlock(struct cmt_shard *s)
+{
+    cmt_spin_unlock(&s->lock);
+}
+
+bool cmt_shard_insert(struct cmt_table *tab, struct cmt_shard *s, const struct cmt_block *b)
 {
     uint64_t h = hash_ptr(b->ptr);
-    struct cmt_shard *s = shard_of(tab, h);
-    cmt_spin_lock(&s->lock);
     if (cmt_unlikely(!s->slots ||
                      (uint64_t)(s->count + 1) * SHARD_MAX_LOAD_DEN >
                          (uint64_t)(s->mask + 1) * SHARD_MAX_LOAD_NUM)) {
         if (!shard_grow(s) && (!s->slots || s->count + 1 > s->mask)) {
-            cmt_spin_unlock(&s->lock);
             if (!atomic_exchange(&tab->oom_said, 1))
                 cmt_diag("out of memory for the block table; new blocks go untracked");
             return false;
@@ -95,7 +104,6 @@ bool cmt_table_insert(struct cmt_table *tab, const struct cmt_block *b)
     if (s->slots[i].ptr == 0)
         s->count++;
     s->slots[i] = *b;
-    cmt_spin_unlock(&s->lock);
     return true;
 }
 
@@ -120,52 +128,60 @@ static void delete_slot(struct cmt_shard *s, uint32_t i)
     s->count--;
 }
 
-/* Removes ptr when its record's instance is `instance`, or any instance for UINT32_MAX. */
-static inline bool remove_where(struct cmt_table *tab, uintptr_t ptr, uint32_t instance,
-                                struct cmt_block *out)
+bool cmt_shard_remove(struct cmt_shard *s, uintptr_t ptr, uint32_t instance,
+                      struct cmt_block *out)
 {
-    uint64_t h = hash_ptr(ptr);
-    struct cmt_shard *s = shard_of(tab, h);
-    cmt_spin_lock(&s->lock);
-    if (cmt_unlikely(!s->slots)) {
-        cmt_spin_unlock(&s->lock);
+    if (cmt_unlikely(!s->slots))
         return false;
-    }
-    uint32_t i = probe(s, h, ptr);
-    bool found = s->slots[i].ptr == ptr &&
-                 (instance == UINT32_MAX || s->slots[i].instance == instance);
-    if (found) {
-        *out = s->slots[i];
-        delete_slot(s, i);
-    }
-    cmt_spin_unlock(&s->lock);
-    return found;
+    uint32_t i = probe(s, hash_ptr(ptr), ptr);
+    if (s->slots[i].ptr != ptr || (instance != UINT32_MAX && s->slots[i].instance != instance))
+        return false;
+    *out = s->slots[i];
+    delete_slot(s, i);
+    return true;
+}
+
+bool cmt_table_insert(struct cmt_table *tab, const struct cmt_block *b)
+{
+    struct cmt_shard *s = cmt_table_lock_ptr(tab, b->ptr);
+    bool ok = cmt_shard_insert(tab, s, b);
+    cmt_shard_unlock(s);
+    return ok;
 }
 
 bool cmt_table_remove(struct cmt_table *tab, uintptr_t ptr, struct cmt_block *out)
 {
-    return remove_where(tab, ptr, UINT32_MAX, out);
+    struct cmt_shard *s = cmt_table_lock_ptr(tab, ptr);
+    bool found = cmt_shard_remove(s, ptr, UINT32_MAX, out);
+    cmt_shard_unlock(s);
+    return found;
 }
 
 bool cmt_table_remove_owned(struct cmt_table *tab, uintptr_t ptr, uint32_t instance,
                             struct cmt_block *out)
 {
-    return remove_where(tab, ptr, instance, out);
+    struct cmt_shard *s = cmt_table_lock_ptr(tab, ptr);
+    bool found = cmt_shard_remove(s, ptr, instance, out);
+    cmt_shard_unlock(s);
+    return found;
+}
+
+bool cmt_table_lookup_locked(struct cmt_shard *s, uintptr_t ptr, struct cmt_block *out)
+{
+    if (!s->slots)
+        return false;
+    uint32_t i = probe(s, hash_ptr(ptr), ptr);
+    if (s->slots[i].ptr != ptr)
+        return false;
+    *out = s->slots[i];
+    return true;
 }
 
 bool cmt_table_lookup(struct cmt_table *tab, uintptr_t ptr, struct cmt_block *out)
 {
-    uint64_t h = hash_ptr(ptr);
-    struct cmt_shard *s = shard_of(tab, h);
-    cmt_spin_lock(&s->lock);
-    bool found = false;
-    if (s->slots) {
-        uint32_t i = probe(s, h, ptr);
-        found = s->slots[i].ptr == ptr;
-        if (found)
-            *out = s->slots[i];
-    }
-    cmt_spin_unlock(&s->lock);
+    struct cmt_shard *s = cmt_table_lock_ptr(tab, ptr);
+    bool found = cmt_table_lookup_locked(s, ptr, out);
+    cmt_shard_unlock(s);
     return found;
 }
 

@@ -56,6 +56,7 @@ void cmt_thread_attach(struct cmt_thread *t)
      * allocate. */
     if (th.have_key)
         pthread_setspecific(th.exit_key, t);
+    cmt_envscope_thread_start(t);
 }
 
 void cmt_thread_init(void)

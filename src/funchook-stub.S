@@ -1,0 +1,126 @@
+/*
+ * funchook-stub.S — the two pieces of funchook.c that C cannot express: the common entry
+ * stub every hook's trampoline jumps to, and the return stub a hooked call returns into.
+ *
+ * Both save exactly what the ABI says is live at that point (argument registers at entry,
+ * return registers at return), call C, and leave through an indirect jump, never a `ret`,
+ * so that the CPU's return-address predictions for the program's own frames stay right.
+ * Never touch the x87 stack or the upper halves of the vector registers.
+ */
+#include "config.h"
+
+#if defined(__x86_64__) && defined(__ELF__) && defined(HAVE_ZYDIS)
+
+        .text
+
+/* At entry: the state of the hooked function's entry, with r11 = its struct cmt_hook
+ * (r11 is a scratch register, dead at every function entry). Calls
+ * cmt_funchook_enter(hook, &return_address_slot), then resumes the hooked function at its
+ * relocated first instructions, hook->code (offset 0). As a function, its frame is the one
+ * the hooked function would have had: unwinding from on_enter reaches the real caller. */
+        .p2align 4
+        .globl  cmt_funchook_enter_stub
+        .hidden cmt_funchook_enter_stub
+        .type   cmt_funchook_enter_stub, @function
+cmt_funchook_enter_stub:
+        .cfi_startproc
+        pushq   %rbp
+        .cfi_def_cfa_offset 16
+        .cfi_offset %rbp, -16
+        movq    %rsp, %rbp
+        .cfi_def_cfa_register %rbp
+        andq    $-16, %rsp              /* callers that do not align the stack exist */
+        subq    $208, %rsp
+        movq    %rdi, 0(%rsp)
+        movq    %rsi, 8(%rsp)
+        movq    %rdx, 16(%rsp)
+        movq    %rcx, 24(%rsp)
+        movq    %r8, 32(%rsp)
+        movq    %r9, 40(%rsp)
+        movq    %rax, 48(%rsp)          /* al: vector registers used by a varargs call */
+        movq    %r10, 56(%rsp)          /* static chain of GCC nested functions */
+        movq    %r11, 64(%rsp)
+        movaps  %xmm0, 80(%rsp)
+        movaps  %xmm1, 96(%rsp)
+        movaps  %xmm2, 112(%rsp)
+        movaps  %xmm3, 128(%rsp)
+        movaps  %xmm4, 144(%rsp)
+        movaps  %xmm5, 160(%rsp)
+        movaps  %xmm6, 176(%rsp)
+        movaps  %xmm7, 192(%rsp)
+        movq    %r11, %rdi
+        leaq    8(%rbp), %rsi
+        call    cmt_funchook_enter
+        movq    0(%rsp), %rdi
+        movq    8(%rsp), %rsi
+        movq    16(%rsp), %rdx
+        movq    24(%rsp), %rcx
+        movq    32(%rsp), %r8
+        movq    40(%rsp), %r9
+        movq    48(%rsp), %rax
+        movq    56(%rsp), %r10
+        movq    64(%rsp), %r11
+        movaps  80(%rsp), %xmm0
+        movaps  96(%rsp), %xmm1
+        movaps  112(%rsp), %xmm2
+        movaps  128(%rsp), %xmm3
+        movaps  144(%rsp), %xmm4
+        movaps  160(%rsp), %xmm5
+        movaps  176(%rsp), %xmm6
+        movaps  192(%rsp), %xmm7
+        movq    %rbp, %rsp
+        popq    %rbp
+        .cfi_def_cfa %rsp, 8
+        jmp     *(%r11)
+        .cfi_endproc
+        .size   cmt_funchook_enter_stub, .-cmt_funchook_enter_stub
+
+/* A hooked call returns here, its return address having been replaced: rsp is one word
+ * above the slot that held it. The slot is taken back as this stub's own return-address
+ * slot and cmt_funchook_return(slot) writes the real return address into it before calling
+ * on_exit, so that from then on this is an ordinary frame called from the real caller.
+ *
+ * Unwinders look a return address up at address-1; the int3 padding before the stub belongs
+ * to no function, so a frame whose return address is still the stub ends the unwinding
+ * there instead of being read with some other function's rules. */
+        .p2align 4
+        int3
+        int3
+        .p2align 4
+        .globl  cmt_funchook_return_stub
+        .hidden cmt_funchook_return_stub
+        .type   cmt_funchook_return_stub, @function
+cmt_funchook_return_stub:
+        .cfi_startproc
+        .cfi_def_cfa_offset 0
+        leaq    -8(%rsp), %rsp          /* lea, not sub: nothing else may change yet */
+        .cfi_def_cfa_offset 8
+        pushq   %rbp
+        .cfi_def_cfa_offset 16
+        .cfi_offset %rbp, -16
+        movq    %rsp, %rbp
+        .cfi_def_cfa_register %rbp
+        andq    $-16, %rsp
+        subq    $48, %rsp
+        movq    %rax, 0(%rsp)
+        movq    %rdx, 8(%rsp)
+        movaps  %xmm0, 16(%rsp)
+        movaps  %xmm1, 32(%rsp)
+        leaq    8(%rbp), %rdi
+        call    cmt_funchook_return
+        movq    0(%rsp), %rax
+        movq    8(%rsp), %rdx
+        movaps  16(%rsp), %xmm0
+        movaps  32(%rsp), %xmm1
+        movq    %rbp, %rsp
+        popq    %rbp
+        .cfi_def_cfa %rsp, 8
+        popq    %r11
+        .cfi_def_cfa_offset 0
+        jmp     *%r11
+        .cfi_endproc
+        .size   cmt_funchook_return_stub, .-cmt_funchook_return_stub
+
+#endif
+
+        .section .note.GNU-stack, "", @progbits
