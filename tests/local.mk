@@ -34,6 +34,111 @@ tests_check_scope_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_check_scope_CFLAGS = $(TEST_CFLAGS) -pthread
 tests_check_scope_LDADD = $(TEST_LDADD) libcymemtrack-api.la -lpthread
 
+# cmttotals.so: preloaded after the tracker into real programs, it writes each process's
+# totals at exit (tests/progs/totals.c). A module, not a program, so it is no test itself.
+check_LTLIBRARIES = tests/progs/cmttotals.la
+tests_progs_cmttotals_la_SOURCES = tests/progs/totals.c
+tests_progs_cmttotals_la_CPPFLAGS = $(AM_CPPFLAGS)
+tests_progs_cmttotals_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+CMT_TOTALS_CPPFLAGS = \
+	-DCMT_TOTALS_SO='"$(abs_top_builddir)/tests/progs/.libs/cmttotals.so"' \
+	-DCMT_JEMALLOC_SO='"$(JEMALLOC_SO)"'
+
+check_PROGRAMS += tests/check_compat
+tests_check_compat_SOURCES = tests/check_compat.c
+tests_check_compat_CPPFLAGS = $(TEST_CPPFLAGS) $(CMT_TOTALS_CPPFLAGS)
+tests_check_compat_CFLAGS = $(TEST_CFLAGS)
+tests_check_compat_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/check_threads
+tests_check_threads_SOURCES = tests/check_threads.c
+tests_check_threads_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_check_threads_CFLAGS = $(TEST_CFLAGS) -pthread
+tests_check_threads_LDADD = $(TEST_LDADD) libcymemtrack-api.la -lpthread
+
+check_PROGRAMS += tests/check_fork
+tests_check_fork_SOURCES = tests/check_fork.c
+tests_check_fork_CPPFLAGS = $(TEST_CPPFLAGS) $(CMT_TOTALS_CPPFLAGS)
+tests_check_fork_CFLAGS = $(TEST_CFLAGS) -pthread
+tests_check_fork_LDADD = $(TEST_LDADD) libcymemtrack-api.la -lpthread
+
+# The report reader, on files built byte by byte (tests/report-builder.c), never by the
+# library's writer; then the same suite under valgrind, which fails on any overrun or leak.
+check_PROGRAMS += tests/check_reader
+tests_check_reader_SOURCES = tests/check_reader.c tests/report-builder.c tests/report-builder.h
+tests_check_reader_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir)/tools
+tests_check_reader_CFLAGS = $(TEST_CFLAGS)
+tests_check_reader_LDADD = $(TEST_LDADD) tools/libcmtreport.la
+TESTS += tests/reader-valgrind.sh
+EXTRA_DIST += tests/reader-valgrind.sh tests/fuzz
+
+# cymem-report's stages, the program and the cymemtrack wrapper; golden output in
+# tests/golden/. cli-sym and cli-leak are programs it runs, not suites, hence not in
+# check_PROGRAMS; -g, for file:line in their stacks.
+EXTRA_PROGRAMS = tests/progs/cli-sym tests/progs/cli-leak
+tests_progs_cli_sym_SOURCES = tests/progs/cli-sym.c
+tests_progs_cli_sym_CFLAGS = $(AM_CFLAGS) -g
+tests_progs_cli_leak_SOURCES = tests/progs/cli-leak.c
+tests_progs_cli_leak_CFLAGS = $(AM_CFLAGS) -g
+CLEANFILES += tests/progs/cli-sym$(EXEEXT) tests/progs/cli-leak$(EXEEXT)
+check_PROGRAMS += tests/check_cli
+tests_check_cli_SOURCES = tests/check_cli.c tests/report-builder.c tests/report-builder.h
+tests_check_cli_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir)/tools \
+	-DCMT_TEST_TOOLS='"$(abs_top_builddir)/tools"' -DCMT_TEST_SRCDIR='"$(abs_top_srcdir)"'
+tests_check_cli_CFLAGS = $(TEST_CFLAGS)
+tests_check_cli_LDADD = $(TEST_LDADD) tools/libcmtreport.la -lutil
+EXTRA_tests_check_cli_DEPENDENCIES = tests/progs/cli-sym$(EXEEXT) tests/progs/cli-leak$(EXEEXT) \
+	tools/cymem-report$(EXEEXT) tools/cymemtrack$(EXEEXT)
+EXTRA_DIST += tests/golden
+
+# The report file and every ending that writes it: report_prog runs under the preload and
+# ends in each way; report_dtor.so is the library it dlopen()s, whose destructor frees.
+EXTRA_PROGRAMS += tests/progs/report_prog
+tests_progs_report_prog_SOURCES = tests/progs/report_prog.c
+tests_progs_report_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin
+CLEANFILES += tests/progs/report_prog$(EXEEXT)
+check_LTLIBRARIES += tests/progs/report_dtor.la
+tests_progs_report_dtor_la_SOURCES = tests/progs/report_dtor.c
+tests_progs_report_dtor_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+check_PROGRAMS += tests/check_report
+tests_check_report_SOURCES = tests/check_report.c
+tests_check_report_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_check_report_CFLAGS = $(TEST_CFLAGS) -pthread
+tests_check_report_LDADD = $(TEST_LDADD) libcmtcore.la -lpthread
+EXTRA_tests_check_report_DEPENDENCIES = tests/progs/report_prog$(EXEEXT)
+
+# Entry hooks (src/funchook.c) and the symbol lookup (src/elfsyms.c), linked into a plain
+# program, no preload. funchook-cxx throws C++ exceptions through hooked functions;
+# funchook-dl.so is dlopen()ed under the loader watch; funchook-bench, run by hand, times a
+# hooked call.
+if HAVE_ZYDIS
+EXTRA_PROGRAMS += tests/progs/funchook-cxx tests/progs/funchook-bench
+tests_progs_funchook_cxx_SOURCES = tests/progs/funchook-cxx.cc
+tests_progs_funchook_cxx_LDADD = libcmtfunchook.la libcmtcore.la
+tests_progs_funchook_bench_SOURCES = tests/progs/funchook-bench.c
+tests_progs_funchook_bench_LDADD = libcmtfunchook.la libcmtcore.la
+CLEANFILES += tests/progs/funchook-cxx$(EXEEXT) tests/progs/funchook-bench$(EXEEXT)
+check_LTLIBRARIES += tests/progs/funchook-dl.la
+tests_progs_funchook_dl_la_SOURCES = tests/progs/funchook-dl.c
+tests_progs_funchook_dl_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+check_PROGRAMS += tests/check_funchook
+tests_check_funchook_SOURCES = tests/check_funchook.c
+tests_check_funchook_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_check_funchook_CFLAGS = $(TEST_CFLAGS) -pthread
+tests_check_funchook_LDADD = $(TEST_LDADD) libcmtfunchook.la libcmtcore.la -ldl -lpthread
+EXTRA_tests_check_funchook_DEPENDENCIES = tests/progs/funchook-cxx$(EXEEXT) \
+	tests/progs/funchook-bench$(EXEEXT)
+endif
+
+# Suites that run under the preload leave report files as any program does: into one
+# directory of the build tree (a template ending in / names a directory), which clean
+# removes, rather than into the build directory.
+AM_TESTS_ENVIRONMENT = mkdir -p '$(abs_top_builddir)/tests/reports' && \
+	CYMEMTRACK_OUTPUT='$(abs_top_builddir)/tests/reports/' && export CYMEMTRACK_OUTPUT;
+clean-local: clean-test-reports
+clean-test-reports:
+	-rm -rf tests/reports
+
 TESTS += $(check_PROGRAMS)
 # Suites that run programs under the preload need the library built first.
 $(check_PROGRAMS): libcymemtrack.la
