@@ -233,6 +233,18 @@ static void func_arm(bool first)
                          "dlopen", e->name, e->arg);
             continue;
         }
+        const struct entry *twin = NULL;
+        for (int j = 0; j < es.n && !twin; j++)
+            if (j != i && es.e[j].hooked && es.e[j].func == e->func)
+                twin = &es.e[j];
+        if (twin) {
+            if (!(e->opts & OPT_QUIET))
+                cmt_diag("CYMEMTRACK_SCOPES: entry \"%s\": %s is already the function of "
+                         "entry \"%s\"; ignored", e->name, e->arg, twin->name);
+            e->func = NULL;
+            e->kind = CMT_KIND_GLOBAL;  /* inert from now on */
+            continue;
+        }
         const char *why = NULL;
         if (cmt_funchook_install(e->func, func_enter, func_exit, e, &why) == 0) {
             e->hooked = true;

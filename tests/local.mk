@@ -139,6 +139,22 @@ clean-local: clean-test-reports
 clean-test-reports:
 	-rm -rf tests/reports
 
+# CYMEMTRACK_SCOPES on an unchanged program (needs func: hooking, hence Zydis).
+if HAVE_ZYDIS
+EXTRA_PROGRAMS += tests/progs/envprog
+tests_progs_envprog_SOURCES = tests/progs/envprog.c
+# -O2 -fno-builtin: its functions stay real calls, and its allocations stay as written.
+tests_progs_envprog_CFLAGS = $(AM_CFLAGS) -g -O2 -fno-builtin -pthread
+tests_progs_envprog_LDADD = -lpthread
+CLEANFILES += tests/progs/envprog$(EXEEXT)
+check_PROGRAMS += tests/check_envscope
+tests_check_envscope_SOURCES = tests/check_envscope.c
+tests_check_envscope_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir)/tools
+tests_check_envscope_CFLAGS = $(TEST_CFLAGS)
+tests_check_envscope_LDADD = $(TEST_LDADD) tools/libcmtreport.la
+EXTRA_tests_check_envscope_DEPENDENCIES = tests/progs/envprog$(EXEEXT)
+endif
+
 TESTS += $(check_PROGRAMS)
 # Suites that run programs under the preload need the library built first.
 $(check_PROGRAMS): libcymemtrack.la

@@ -1,0 +1,259 @@
+/*
+ * check_envscope.c — CYMEMTRACK_SCOPES (src/envscope.c) on a program that was not changed
+ * for it (tests/progs/envprog.c): func: on global and static functions, with and without
+ * bulk; thread: by name; signal: windows and their snapshot; the diagnostics for every kind
+ * of bad entry. Counts are read from the report with the tools' reader, and are exact.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "report.h"
+
+/* Runs envprog under the preload with scopes, reports in the run's directory. */
+static void run_envprog(struct cmt_run *r, const char *scopes)
+{
+    char setting[1024], output[64];
+    snprintf(setting, sizeof setting, "CYMEMTRACK_SCOPES=%s", scopes);
+    snprintf(output, sizeof output, "CYMEMTRACK_OUTPUT=envprog.%%p.cmt");
+    char *env[] = { setting, output, NULL };
+    char *argv[] = { (char *)cmt_test_prog("envprog"),
+                     strstr(scopes, "=signal:SIGUSR2") || strstr(scopes, "=signal:USR2")
+                         ? "signals" : NULL, NULL };
+    cmt_run(r, 1, argv, env);
+    ck_assert_msg(r->exit_code == 0, "envprog exited %d: %s", r->exit_code, r->err);
+    ck_assert_str_eq(r->out, "done\n");
+}
+
+/* Reads the run's report whose name ends in suffix ("snapshot.cmt", or a digit + ".cmt"). */
+static void read_report(const struct cmt_run *r, bool snapshot, struct cmt_process *p)
+{
+    DIR *d = opendir(r->dir);
+    ck_assert_ptr_nonnull(d);
+    char path[512] = "";
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        bool is_snap = n > 13 && strcmp(e->d_name + n - 13, ".snapshot.cmt") == 0;
+        if (n > 4 && strcmp(e->d_name + n - 4, ".cmt") == 0 && is_snap == snapshot)
+            snprintf(path, sizeof path, "%s/%s", r->dir, e->d_name);
+    }
+    closedir(d);
+    ck_assert_msg(path[0], "no %s report in %s", snapshot ? "snapshot" : "final", r->dir);
+    ck_assert_int_eq(cmt_report_read(path, p), 0);
+}
+
+static const struct cmt_scope *scope_named(const struct cmt_process *p, const char *name)
+{
+    for (size_t i = 0; i < p->nscopes; i++)
+        if (strcmp(p->scopes[i].name, name) == 0)
+            return &p->scopes[i];
+    ck_abort_msg("no scope \"%s\" in the report", name);
+    return NULL;
+}
+
+#define ASSERT_ROW(s, kind_, inst_, allocs_, frees_, lblocks_, lbytes_)                     \
+    do {                                                                                     \
+        ck_assert_int_eq((s)->kind, (kind_));                                                \
+        ck_assert_msg((s)->instances == (inst_) && (s)->allocations == (allocs_) &&           \
+                          (s)->frees == (frees_) && (s)->leaked_blocks == (lblocks_) &&       \
+                          (s)->leaked_bytes == (lbytes_),                                     \
+                      "scope %s: expected instances %d allocations %d frees %d leaked %d/%dB, " \
+                      "got %lu %lu %lu %lu/%luB", (s)->name, (inst_), (allocs_), (frees_),    \
+                      (lblocks_), (lbytes_), (unsigned long)(s)->instances,                   \
+                      (unsigned long)(s)->allocations, (unsigned long)(s)->frees,             \
+                      (unsigned long)(s)->leaked_blocks, (unsigned long)(s)->leaked_bytes);   \
+    } while (0)
+
+START_TEST(func_scopes_count_each_call)
+{
+    struct cmt_run r;
+    run_envprog(&r, "request=func:handle_request;helper=func:static_helper");
+    struct cmt_process p;
+    read_report(&r, false, &p);
+    /* Ten calls of two blocks; the odd calls free both, the even ones leak 100+i bytes. */
+    ASSERT_ROW(scope_named(&p, "request"), CMT_REPORT_KIND_FUNC, 10, 20, 15, 5,
+               100 + 102 + 104 + 106 + 108);
+    ASSERT_ROW(scope_named(&p, "helper"), CMT_REPORT_KIND_FUNC, 3, 3, 3, 0, 0);
+    ck_assert_int_eq(cmt_count_lines(r.err, "cymemtrack:"), 0);
+    cmt_process_free(&p);
+    cmt_run_free(&r);
+}
+END_TEST
+
+START_TEST(func_scope_with_bulk_frees_at_return)
+{
+    struct cmt_run r;
+    run_envprog(&r, "pool=func:build_pool,bulk");
+    struct cmt_process p;
+    read_report(&r, false, &p);
+    const struct cmt_scope *s = scope_named(&p, "pool");
+    ASSERT_ROW(s, CMT_REPORT_KIND_FUNC, 1, 4, 0, 0, 0);
+    ck_assert_uint_eq(s->bulk_freed_blocks, 4);
+    ck_assert_uint_eq(s->bulk_freed_bytes, 64);
+    cmt_process_free(&p);
+    cmt_run_free(&r);
+}
+END_TEST
+
+START_TEST(thread_scope_by_name)
+{
+    struct cmt_run r;
+    run_envprog(&r, "workers=thread:worker-*");
+    struct cmt_process p;
+    read_report(&r, false, &p);
+    /* worker-1 matches and leaks its ten blocks of 7; "other" does not match. */
+    ASSERT_ROW(scope_named(&p, "workers"), CMT_REPORT_KIND_THREAD, 1, 10, 0, 10, 70);
+    cmt_process_free(&p);
+    cmt_run_free(&r);
+}
+END_TEST
+
+START_TEST(signal_window_and_its_snapshot)
+{
+    struct cmt_run r;
+    run_envprog(&r, "window=signal:SIGUSR2");
+    struct cmt_process final, snap;
+    read_report(&r, false, &final);
+    read_report(&r, true, &snap);
+    ASSERT_ROW(scope_named(&final, "window"), CMT_REPORT_KIND_SIGNAL, 1, 3, 0, 3, 33);
+    ASSERT_ROW(scope_named(&snap, "window"), CMT_REPORT_KIND_SIGNAL, 1, 3, 0, 3, 33);
+    ck_assert_int_eq(snap.how, CMT_END_SNAPSHOT);
+    ck_assert_str_eq(snap.label, "window");
+    cmt_process_free(&final);
+    cmt_process_free(&snap);
+    cmt_run_free(&r);
+}
+END_TEST
+
+START_TEST(all_kinds_together)
+{
+    struct cmt_run r;
+    run_envprog(&r, "request=func:handle_request;workers=thread:worker-*;"
+                    "window=signal:USR2;pool=func:build_pool,bulk");
+    struct cmt_process p;
+    read_report(&r, false, &p);
+    ASSERT_ROW(scope_named(&p, "request"), CMT_REPORT_KIND_FUNC, 10, 20, 15, 5, 520);
+    ASSERT_ROW(scope_named(&p, "workers"), CMT_REPORT_KIND_THREAD, 1, 10, 0, 10, 70);
+    ASSERT_ROW(scope_named(&p, "window"), CMT_REPORT_KIND_SIGNAL, 1, 3, 0, 3, 33);
+    ck_assert_uint_eq(scope_named(&p, "pool")->bulk_freed_blocks, 4);
+    cmt_process_free(&p);
+    cmt_run_free(&r);
+}
+END_TEST
+
+/* Each bad entry gets exactly one line naming it, and the good entries still work. */
+START_TEST(bad_entries_are_named_and_skipped)
+{
+    struct cmt_run r;
+    run_envprog(&r, "a=nokind:x;b=func;c=signal:SIGNOPE;=func:handle_request;"
+                    "d=func:static_helper,sparkly;e=func:no_such_function;"
+                    "request=func:handle_request;twice=func:handle_request");
+    struct cmt_process p;
+    read_report(&r, false, &p);
+    ASSERT_ROW(scope_named(&p, "request"), CMT_REPORT_KIND_FUNC, 10, 20, 15, 5, 520);
+    ASSERT_ROW(scope_named(&p, "d"), CMT_REPORT_KIND_FUNC, 3, 3, 3, 0, 0);
+    /* Positions point at what is wrong: the kind, the separator, the signal, the entry, the
+     * option. */
+    ck_assert_ptr_nonnull(strstr(r.err, "entry \"a\" at position 2: unknown kind \"nokind\""));
+    ck_assert_ptr_nonnull(strstr(r.err, "entry \"b\" at position 11: expected KIND:ARG"));
+    ck_assert_ptr_nonnull(strstr(r.err, "entry \"c\" at position 27: unknown signal \"SIGNOPE\""));
+    ck_assert_ptr_nonnull(strstr(r.err, "entry at position 35: expected NAME=KIND:ARG"));
+    ck_assert_ptr_nonnull(strstr(r.err, "entry \"d\" at position 77: unknown option \"sparkly\""));
+    ck_assert_ptr_nonnull(strstr(r.err, "entry \"e\": no function \"no_such_function\""));
+    ck_assert_ptr_nonnull(strstr(r.err, "entry \"twice\": handle_request is already the "
+                                        "function of entry \"request\""));
+    ck_assert_int_eq(cmt_count_lines(r.err, "cymemtrack: CYMEMTRACK_SCOPES:"), 7);
+    ck_assert_int_eq(cmt_count_lines(r.err, "cymemtrack:"), 7);
+    cmt_process_free(&p);
+    cmt_run_free(&r);
+}
+END_TEST
+
+START_TEST(quiet_silences_an_entry)
+{
+    struct cmt_run r;
+    run_envprog(&r, "e=func:no_such_function,quiet");
+    ck_assert_int_eq(cmt_count_lines(r.err, "cymemtrack:"), 0);
+    cmt_run_free(&r);
+}
+END_TEST
+
+/* A real program from the system, with scopes on libxml2's entry points: one instance per
+ * document, and the tree a parse builds outlives the parse until xmlFreeDoc frees it. */
+START_TEST(xmllint_scopes_on_libxml2)
+{
+    if (access("/usr/bin/xmllint", X_OK) != 0) {
+        fprintf(stderr, "xmllint_scopes_on_libxml2: skipped, /usr/bin/xmllint not installed\n");
+        return;
+    }
+    char dir[] = "/tmp/cmt-xml.XXXXXX", files[3][64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    for (int i = 0; i < 3; i++) {
+        snprintf(files[i], sizeof files[i], "%s/f%d.xml", dir, i);
+        FILE *f = fopen(files[i], "w");
+        fprintf(f, "<?xml version=\"1.0\"?>\n<root>");
+        for (int j = 0; j < 50 * (i + 1); j++)
+            fprintf(f, "<item id=\"%d\">text %d</item>", j, j);
+        fprintf(f, "</root>\n");
+        fclose(f);
+    }
+    char *env[] = { "CYMEMTRACK_SCOPES=read=func:xmlReadFile;parse=func:xmlParseDocument;"
+                    "free=func:xmlFreeDoc", "CYMEMTRACK_OUTPUT=xmllint.cmt", NULL };
+    char *argv[] = { "/usr/bin/xmllint", "--noout", files[0], files[1], files[2], NULL };
+    struct cmt_run r;
+    cmt_run(&r, 1, argv, env);
+    ck_assert_int_eq(r.exit_code, 0);
+    ck_assert_int_eq(cmt_count_lines(r.err, "cymemtrack:"), 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/xmllint.cmt", r.dir);
+    struct cmt_process p;
+    ck_assert_int_eq(cmt_report_read(path, &p), 0);
+    const struct cmt_scope *read = scope_named(&p, "read"), *parse = scope_named(&p, "parse"),
+                           *fr = scope_named(&p, "free");
+    ck_assert_uint_eq(read->instances, 3);
+    ck_assert_uint_eq(parse->instances, 3);
+    ck_assert_uint_eq(fr->instances, 3);
+    /* Everything a parse allocates is freed by the program: nothing leaks, and what was
+     * still live when xmlParseDocument returned (the tree) outlived it. */
+    ck_assert_uint_gt(parse->allocations, 300);
+    ck_assert_uint_eq(parse->frees, parse->allocations);
+    ck_assert_uint_eq(parse->leaked_blocks, 0);
+    ck_assert_uint_gt(parse->outlived_blocks, 300);
+    ck_assert_uint_eq(read->leaked_blocks, 0);
+    ck_assert_uint_eq(fr->allocations, 0);
+    cmt_process_free(&p);
+    cmt_run_free(&r);
+    for (int i = 0; i < 3; i++)
+        unlink(files[i]);
+    rmdir(dir);
+}
+END_TEST
+
+static Suite *envscope_suite(void)
+{
+    Suite *s = suite_create("envscope");
+    TCase *tc = tcase_create("kinds");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, func_scopes_count_each_call);
+    tcase_add_test(tc, func_scope_with_bulk_frees_at_return);
+    tcase_add_test(tc, thread_scope_by_name);
+    tcase_add_test(tc, signal_window_and_its_snapshot);
+    tcase_add_test(tc, all_kinds_together);
+    tcase_add_test(tc, xmllint_scopes_on_libxml2);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("errors");
+    tcase_add_test(tc, bad_entries_are_named_and_skipped);
+    tcase_add_test(tc, quiet_silences_an_entry);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return cmt_run_suite(envscope_suite());
+}
