@@ -2,8 +2,8 @@
 
 noinst_PROGRAMS += examples/request-loop
 examples_request_loop_SOURCES = examples/request-loop.c
-# -g: the demo's report shows file:line; -O0 -fno-builtin: its leaks stay as written.
-examples_request_loop_CFLAGS = $(AM_CFLAGS) -g -O0 -fno-builtin
+# -g: the demo's report shows file:line; -fno-builtin: its leaks stay as written.
+examples_request_loop_CFLAGS = $(AM_CFLAGS) -g -fno-builtin
 examples_request_loop_LDADD = libcymemtrack-api.la
 # -no-install: a real binary (with an rpath to the build tree), not libtool's wrapper
 # script, so that `make demo` tracks the demo and not a shell.

@@ -1306,6 +1306,30 @@ START_TEST(wrapper_names_the_leak)
 }
 END_TEST
 
+/* Calls the compiler inlined show as frames of their own, innermost first, each at the line
+ * of its call, all sharing the one return address the tracker recorded. */
+START_TEST(inlined_calls_are_frames)
+{
+    struct cmt_run r;
+    char *e[] = { "COLUMNS=1000", NULL };
+    run_tool(&r, e, WRAPPER, (const char *[]){ cmt_test_prog("cli-inline"), NULL });
+    ck_assert_msg(r.exit_code == 0, "status %d:\n%s", r.exit_code, r.err);
+    const char *source = CMT_TEST_SRCDIR "/tests/progs/cli-inline.c";
+    static const char *const chain[] = { "inner_step", "outer_step", "main" };
+    for (int i = 0; i < 3; i++) {
+        char *loc = frame_location(r.err, i, chain[i]);
+        ck_assert_msg(loc, "no frame #%d %s in:\n%s", i, chain[i], r.err);
+        char want[64];
+        snprintf(want, sizeof want, "tests/progs/cli-inline.c:%d",
+                 marked_line(source, chain[i]));
+        ck_assert_msg(ends_with(loc, want), "%s: expected ...%s, got %s", chain[i], want, loc);
+        free(loc);
+    }
+    ck_assert_ptr_nonnull(strstr(r.err, "leaks in scope global: 1 block, 42 B in 1 site"));
+    cmt_run_free(&r);
+}
+END_TEST
+
 /* ---- the man pages ------------------------------------------------------------------- */
 
 START_TEST(man_pages_are_clean)
@@ -1384,6 +1408,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, wrapper_shows_every_process);
     tcase_add_test(tc, wrapper_fail_on_leak);
     tcase_add_test(tc, wrapper_names_the_leak);
+    tcase_add_test(tc, inlined_calls_are_frames);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -75,12 +75,16 @@ EXTRA_DIST += tests/reader-valgrind.sh tests/fuzz
 # cymem-report's stages, the program and the cymemtrack wrapper; golden output in
 # tests/golden/. cli-sym and cli-leak are programs it runs, not suites, hence not in
 # check_PROGRAMS; -g, for file:line in their stacks.
-EXTRA_PROGRAMS = tests/progs/cli-sym tests/progs/cli-leak
+EXTRA_PROGRAMS = tests/progs/cli-sym tests/progs/cli-leak tests/progs/cli-inline
 tests_progs_cli_sym_SOURCES = tests/progs/cli-sym.c
 tests_progs_cli_sym_CFLAGS = $(AM_CFLAGS) -g
 tests_progs_cli_leak_SOURCES = tests/progs/cli-leak.c
 tests_progs_cli_leak_CFLAGS = $(AM_CFLAGS) -g
-CLEANFILES += tests/progs/cli-sym$(EXEEXT) tests/progs/cli-leak$(EXEEXT)
+tests_progs_cli_inline_SOURCES = tests/progs/cli-inline.c
+# -O2: the inlining under test; -fno-builtin: malloc stays a call.
+tests_progs_cli_inline_CFLAGS = $(AM_CFLAGS) -g -O2 -fno-builtin
+CLEANFILES += tests/progs/cli-sym$(EXEEXT) tests/progs/cli-leak$(EXEEXT) \
+	tests/progs/cli-inline$(EXEEXT)
 check_PROGRAMS += tests/check_cli
 tests_check_cli_SOURCES = tests/check_cli.c tests/report-builder.c tests/report-builder.h
 tests_check_cli_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir)/tools \
@@ -88,6 +92,7 @@ tests_check_cli_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir)/tools \
 tests_check_cli_CFLAGS = $(TEST_CFLAGS)
 tests_check_cli_LDADD = $(TEST_LDADD) tools/libcmtreport.la -lutil
 EXTRA_tests_check_cli_DEPENDENCIES = tests/progs/cli-sym$(EXEEXT) tests/progs/cli-leak$(EXEEXT) \
+	tests/progs/cli-inline$(EXEEXT) \
 	tools/cymem-report$(EXEEXT) tools/cymemtrack$(EXEEXT)
 EXTRA_DIST += tests/golden
 

@@ -3,7 +3,9 @@
  * name, and a source file and line where debug information exists, with elfutils libdwfl,
  * offline: the process is gone, so every module file is opened on its own and queried at the
  * address its file offset maps to. It never guesses: a file whose build-id differs from the
- * one recorded is not used, and what cannot be resolved stays NULL (JSON null).
+ * one recorded is not used, and what cannot be resolved stays NULL (JSON null). Where the
+ * compiler inlined calls, one recorded pc becomes one frame per inlined function, innermost
+ * first, each with the line of its call, as a debugger shows them.
  */
 #include "config.h"
 
@@ -14,6 +16,8 @@
 #include "render.h"
 
 #ifdef HAVE_LIBDW
+#include <dwarf.h>
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <elfutils/version.h>
 #include <gelf.h>
@@ -203,31 +207,161 @@ static bool sym_file_address(const struct sym_file *f, uint64_t off, GElf_Addr *
     return false;
 }
 
-static void symbolize_frame(struct cmt_symbolizer *s, struct cmt_frame *fr)
+/* One function of the inline chain at an address, innermost first. */
+struct inlined {
+    const char *name;       /* owned by libdw */
+    const char *call_file;  /* where this inlined call was made from, or NULL */
+    int call_line;
+};
+
+#define INLINE_MAX 32
+
+static const char *die_name(Dwarf_Die *die)
+{
+    Dwarf_Attribute attr;
+    const char *name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name, &attr));
+    return name ? name : dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &attr));
+}
+
+/* The inlined calls that contain addr, innermost first, then the function that contains
+ * them; returns how many (0 without DWARF for addr). */
+static size_t inline_chain(const struct sym_file *f, GElf_Addr addr, struct inlined *out)
+{
+    Dwarf_Addr bias;
+    Dwarf_Die *cu = dwfl_module_addrdie(f->mod, addr, &bias);
+    Dwarf_Die *scopes = NULL;
+    int n = cu ? dwarf_getscopes(cu, addr - bias, &scopes) : 0;
+    if (n <= 0)
+        return 0;
+    /* dwarf_getscopes continues from an inlined instance into its abstract definition; the
+     * calls it was inlined into are the scopes of the instance itself, in the concrete tree. */
+    for (int i = 0; i < n; i++) {
+        if (dwarf_tag(&scopes[i]) != DW_TAG_inlined_subroutine)
+            continue;
+        Dwarf_Die *concrete = NULL;
+        int m = dwarf_getscopes_die(&scopes[i], &concrete);
+        if (m > 0) {
+            free(scopes);
+            scopes = concrete;
+            n = m;
+        }
+        break;
+    }
+    Dwarf_Files *files = NULL;
+    size_t nfiles = 0;
+    if (dwarf_getsrcfiles(cu, &files, &nfiles) != 0)
+        files = NULL;
+    size_t k = 0;
+    for (int i = 0; i < n && k < INLINE_MAX; i++) {
+        int tag = dwarf_tag(&scopes[i]);
+        if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
+            continue;
+        out[k] = (struct inlined){ .name = die_name(&scopes[i]) };
+        if (tag == DW_TAG_inlined_subroutine) {
+            Dwarf_Attribute attr;
+            Dwarf_Word file = 0, line = 0;
+            if (files && dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attr),
+                                         &file) == 0 && file < nfiles)
+                out[k].call_file = dwarf_filesrc(files, file, NULL, NULL);
+            if (dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attr), &line) == 0)
+                out[k].call_line = (int)line;
+        }
+        k++;
+        if (tag == DW_TAG_subprogram)
+            break;
+    }
+    free(scopes);
+    return k;
+}
+
+static char *dup_name(const char *name)
+{
+    /* A full symbol table names versioned symbols "name@@VERSION": the version is no part
+     * of the function's name, and suppressions match names. */
+    return name && *name ? strndup(name, strcspn(name, "@")) : NULL;
+}
+
+/* Resolves fr, and appends the frames of the calls inlined at its pc to *extra (at most
+ * INLINE_MAX - 1, outermost last): fr itself becomes the innermost inlined function. */
+static size_t symbolize_frame(struct cmt_symbolizer *s, struct cmt_frame *fr,
+                              struct cmt_frame *extra)
 {
     if (!fr->module || !fr->module->path || fr->function)
-        return;
+        return 0;
     struct sym_file *f = sym_file_get(s, fr->module);
     if (!f || !f->mod)
-        return;
+        return 0;
     /* Every recorded pc is a return address (the tracker's own frames are skipped, so even
      * the innermost one is the return into the caller of malloc): it points after the call,
      * possibly at the first instruction of the next line or function, so look up pc - 1. */
     GElf_Addr addr;
     if (fr->offset == 0 || !sym_file_address(f, fr->offset - 1, &addr))
-        return;
+        return 0;
     GElf_Off symoff;
     GElf_Sym sym;
-    const char *name = dwfl_module_addrinfo(f->mod, addr, &symoff, &sym, NULL, NULL, NULL);
-    /* A full symbol table names versioned symbols "name@@VERSION": the version is no part
-     * of the function's name, and suppressions match names. */
-    if (name && *name)
-        fr->function = strndup(name, strcspn(name, "@"));
+    const char *symbol = dwfl_module_addrinfo(f->mod, addr, &symoff, &sym, NULL, NULL, NULL);
     Dwfl_Line *line = dwfl_module_getsrc(f->mod, addr);
     int lineno = 0;
     const char *src = line ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
-    if (src && *src && lineno > 0 && (fr->file = strdup(src)))
-        fr->line = lineno;
+
+    struct inlined chain[INLINE_MAX];
+    size_t n = inline_chain(f, addr, chain);
+    /* The outermost function is named by its symbol, as frames without DWARF are. */
+    if (n == 0 || !chain[n - 1].name)
+        chain[n ? n - 1 : n++] = (struct inlined){ .name = symbol };
+    else if (symbol && *symbol)
+        chain[n - 1].name = symbol;
+
+    /* Frame i is function chain[i], at the line of the pc for i = 0, else at the call site
+     * of chain[i - 1]. */
+    for (size_t i = 0; i < n; i++) {
+        struct cmt_frame *out = i == 0 ? fr : &extra[i - 1];
+        if (i > 0)
+            *out = (struct cmt_frame){ .pc = fr->pc, .module = fr->module,
+                                       .offset = fr->offset };
+        out->function = dup_name(chain[i].name);
+        const char *file = i == 0 ? src : chain[i - 1].call_file;
+        int at = i == 0 ? lineno : chain[i - 1].call_line;
+        if (file && *file && at > 0 && (out->file = strdup(file)))
+            out->line = at;
+    }
+    return n - 1;
+}
+
+/* Symbolizes a stack, growing it by the frames of inlined calls. */
+static void symbolize_stack(struct cmt_symbolizer *s, struct cmt_stack *st)
+{
+    struct cmt_frame extra[INLINE_MAX];
+    struct cmt_frame *frames = NULL;
+    size_t n = 0;
+    for (uint32_t j = 0; j < st->depth; j++) {
+        size_t more = symbolize_frame(s, &st->frames[j], extra);
+        if (more == 0 && !frames)
+            continue;   /* no inlining so far: the stack stays as it is */
+        if (!frames) {
+            frames = malloc(((size_t)st->depth + more) * sizeof *frames);
+            if (!frames)
+                return;     /* out of memory: the inlined frames are left out */
+            memcpy(frames, st->frames, ((size_t)j + 1) * sizeof *frames);
+            n = (size_t)j + 1;
+        } else {
+            struct cmt_frame *grown = realloc(frames, (n + 1 + more + (st->depth - j - 1)) *
+                                                          sizeof *frames);
+            if (!grown) {
+                free(frames);
+                return;
+            }
+            frames = grown;
+            frames[n++] = st->frames[j];
+        }
+        memcpy(frames + n, extra, more * sizeof *frames);
+        n += more;
+    }
+    if (frames) {
+        free(st->frames);
+        st->frames = frames;
+        st->depth = (uint32_t)n;
+    }
 }
 
 void cmt_symbolize(struct cmt_symbolizer *s, struct cmt_process *p)
@@ -236,8 +370,7 @@ void cmt_symbolize(struct cmt_symbolizer *s, struct cmt_process *p)
         return;
     s->last_module = NULL;
     for (size_t i = 0; i < p->nstacks; i++)
-        for (uint32_t j = 0; j < p->stacks[i].depth; j++)
-            symbolize_frame(s, &p->stacks[i].frames[j]);
+        symbolize_stack(s, &p->stacks[i]);
 }
 
 #else /* !HAVE_LIBDW: module and offset only, which the reader has already filled in. */
