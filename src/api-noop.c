@@ -83,6 +83,7 @@ CMT_EXPORT void *cmt_scope_alloc(cmt_scope_t scope, size_t number, size_t elem_s
 
 CMT_EXPORT void *cmt_scope_realloc(cmt_scope_t scope, void *p, size_t new_size)
 {
+    /* Plain realloc: without the tracker the old size, and so the tail to zero, is unknown. */
     if (!custom(scope))
         return realloc(p, new_size);
     /* Without the tracker the old size is unknown, so a custom scope cannot move a block. */

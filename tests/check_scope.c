@@ -578,6 +578,26 @@ START_TEST(many_scopes_recycle)
 }
 END_TEST
 
+/* A program using the API runs the same with the tracker and without it: same output, same
+ * status. (Without it, the pool calls fall back to calloc/free and its custom allocator.) */
+START_TEST(same_program_with_and_without_the_tracker)
+{
+    const char *progs[] = { "pool-calls", "../../examples/request-loop" };
+    for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
+        char *argv[] = { (char *)cmt_test_prog(progs[i]), NULL };
+        struct cmt_run plain, tracked;
+        cmt_run(&plain, 0, argv, NULL);
+        cmt_run(&tracked, 1, argv, NULL);
+        ck_assert_int_eq(plain.exit_code, 0);
+        ck_assert_int_eq(tracked.exit_code, 0);
+        ck_assert_str_eq(plain.out, tracked.out);
+        ck_assert_msg(plain.out_len > 20, "%s printed too little: %s", progs[i], plain.out);
+        cmt_run_free(&plain);
+        cmt_run_free(&tracked);
+    }
+}
+END_TEST
+
 static Suite *scope_suite(void)
 {
     Suite *s = suite_create("scope");
@@ -615,6 +635,10 @@ static Suite *scope_suite(void)
     tcase_add_test(tc, misuse_close_from_another_thread);
     tcase_add_test(tc, misuse_null_and_garbage_handles);
     tcase_add_test(tc, misuse_null_and_long_names);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("without");
+    tcase_add_test(tc, same_program_with_and_without_the_tracker);
     suite_add_tcase(s, tc);
     return s;
 }

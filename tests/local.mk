@@ -33,6 +33,13 @@ tests_check_scope_SOURCES = tests/check_scope.c
 tests_check_scope_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_check_scope_CFLAGS = $(TEST_CFLAGS) -pthread
 tests_check_scope_LDADD = $(TEST_LDADD) libcymemtrack-api.la -lpthread
+EXTRA_tests_check_scope_DEPENDENCIES = tests/progs/pool-calls$(EXEEXT)
+EXTRA_PROGRAMS += tests/progs/pool-calls
+tests_progs_pool_calls_SOURCES = tests/progs/pool-calls.c
+tests_progs_pool_calls_LDADD = libcymemtrack-api.la
+# A real binary (rpath to the build tree), not libtool's wrapper script.
+tests_progs_pool_calls_LDFLAGS = -no-install
+CLEANFILES += tests/progs/pool-calls$(EXEEXT)
 
 # cmttotals.so: preloaded after the tracker into real programs, it writes each process's
 # totals at exit (tests/progs/totals.c). A module, not a program, so it is no test itself.
@@ -75,7 +82,7 @@ EXTRA_DIST += tests/reader-valgrind.sh tests/fuzz
 # cymem-report's stages, the program and the cymemtrack wrapper; golden output in
 # tests/golden/. cli-sym and cli-leak are programs it runs, not suites, hence not in
 # check_PROGRAMS; -g, for file:line in their stacks.
-EXTRA_PROGRAMS = tests/progs/cli-sym tests/progs/cli-leak tests/progs/cli-inline
+EXTRA_PROGRAMS += tests/progs/cli-sym tests/progs/cli-leak tests/progs/cli-inline
 tests_progs_cli_sym_SOURCES = tests/progs/cli-sym.c
 tests_progs_cli_sym_CFLAGS = $(AM_CFLAGS) -g
 tests_progs_cli_leak_SOURCES = tests/progs/cli-leak.c
