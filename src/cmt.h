@@ -129,8 +129,25 @@ extern struct cmt_table cmt_live;
  * critical section (so that fork, which takes every shard lock, never sees one without the
  * other). Lock order: the live table's shard before a quarantine shard; never hold a shard
  * lock while taking a scope, bulk or report lock. */
-struct cmt_shard *cmt_table_lock_ptr(struct cmt_table *tab, uintptr_t ptr);
-void cmt_shard_unlock(struct cmt_shard *s);
+/* A block's shard: its 64 KiB region's (see table.c on why regions). */
+#define CMT_TABLE_REGION_SHIFT 16
+static inline uint64_t cmt_table_region_hash(uintptr_t ptr)
+{
+    return (uint64_t)(ptr >> CMT_TABLE_REGION_SHIFT) * UINT64_C(0x9E3779B97F4A7C15);
+}
+
+static inline struct cmt_shard *cmt_table_lock_ptr(struct cmt_table *tab, uintptr_t ptr)
+{
+    /* The top 10 bits of the hash: CMT_TABLE_SHARDS == 1024. */
+    struct cmt_shard *s = &tab->shard[cmt_table_region_hash(ptr) >> 54];
+    cmt_spin_lock(&s->lock);
+    return s;
+}
+
+static inline void cmt_shard_unlock(struct cmt_shard *s)
+{
+    cmt_spin_unlock(&s->lock);
+}
 bool cmt_shard_insert(struct cmt_table *tab, struct cmt_shard *s, const struct cmt_block *b);
 /* Removes ptr when its instance is `instance` (any instance for UINT32_MAX). */
 bool cmt_shard_remove(struct cmt_shard *s, uintptr_t ptr, uint32_t instance,
@@ -217,8 +234,22 @@ struct cmt_instance {
 enum { CMT_STATE_FREE = 0, CMT_STATE_OPEN = 1, CMT_STATE_CLOSED = 2 };
 #define CMT_INST_BULK 0x1u
 
-/* The instance that owns a block with this id; NULL for an id never handed out. */
-struct cmt_instance *cmt_instance_get(uint32_t id);
+/* The instance registry: chunks of records, published once, never moved. */
+#define CMT_INSTANCE_CHUNK_BITS 10
+#define CMT_INSTANCE_MAX_CHUNKS 1024u   /* a million instances open or outlived at once */
+extern _Atomic(struct cmt_instance *) cmt_instance_chunk[CMT_INSTANCE_MAX_CHUNKS];
+
+/* The instance that owns a block with this id; NULL for an id never handed out. Inline: the
+ * hooks call it on every free. */
+static inline struct cmt_instance *cmt_instance_get(uint32_t id)
+{
+    uint32_t c = id >> CMT_INSTANCE_CHUNK_BITS;
+    if (cmt_unlikely(c >= CMT_INSTANCE_MAX_CHUNKS))
+        return NULL;
+    struct cmt_instance *chunk =
+        atomic_load_explicit(&cmt_instance_chunk[c], memory_order_acquire);
+    return chunk ? &chunk[id & ((1u << CMT_INSTANCE_CHUNK_BITS) - 1)] : NULL;
+}
 
 /* Scope names: interned once, never removed. Index 0 is "global". */
 #define CMT_NAME_GLOBAL 0u
@@ -248,12 +279,9 @@ uint64_t cmt_instance_close_detached(struct cmt_thread *t, struct cmt_instance *
 /* The open signal: window, if any: allocations that would go to a thread's global instance
  * go there instead. */
 extern _Atomic(struct cmt_instance *) cmt_window;
-/* Accounts an allocation of size bytes to inst, made by thread t. */
-void cmt_instance_count_alloc(struct cmt_thread *t, struct cmt_instance *inst, size_t size);
-/* Accounts a free of size bytes from inst, made by thread t (which may be anybody). Returns
- * true when that was the last block of a closed instance: the caller must then call
- * cmt_instance_retire(inst), outside any table lock. */
-bool cmt_instance_count_free(struct cmt_thread *t, struct cmt_instance *inst, size_t size);
+/* The counting paths of threads other than an open instance's owner. */
+void cmt_instance_count_alloc_far(struct cmt_instance *inst, size_t size);
+bool cmt_instance_count_free_far(struct cmt_instance *inst, size_t size);
 /* Folds a closed instance without blocks into its name and recycles it. */
 void cmt_instance_retire(struct cmt_instance *inst);
 /* A temporary reference that keeps inst from being retired (realloc holds one while the old
@@ -321,6 +349,48 @@ static inline struct cmt_thread *cmt_thread_self(void)
 void cmt_thread_init(void);
 /* Forgets the other threads in a fork child. */
 void cmt_thread_after_fork_child(void);
+
+/* ---- scope.c's counting rules, inline because every allocation and free runs them ---- */
+
+/* The owner of an open instance counts with plain stores; everybody else, and the owner once
+ * the instance has closed, through the atomics. */
+static inline bool cmt_counts_as_owner(const struct cmt_thread *t,
+                                       const struct cmt_instance *inst)
+{
+    return inst->owner == t->number &&
+           atomic_load_explicit(&inst->state, memory_order_relaxed) == CMT_STATE_OPEN;
+}
+
+/* Accounts an allocation of size bytes to inst, made by thread t. */
+static inline void cmt_instance_count_alloc(struct cmt_thread *t, struct cmt_instance *inst,
+                                            size_t size)
+{
+    if (cmt_likely(cmt_counts_as_owner(t, inst))) {
+        inst->own_allocs++;
+        inst->own_bytes_allocated += size;
+        uint64_t live = inst->own_bytes_allocated - inst->own_bytes_freed +
+                        atomic_load_explicit(&inst->far_bytes_allocated, memory_order_relaxed) -
+                        atomic_load_explicit(&inst->far_bytes_freed, memory_order_relaxed);
+        if (live > inst->peak_live_bytes && live < (UINT64_C(1) << 63))
+            inst->peak_live_bytes = live;
+        return;
+    }
+    cmt_instance_count_alloc_far(inst, size);
+}
+
+/* Accounts a free of size bytes from inst, made by thread t (which may be anybody). Returns
+ * true when that was the last block of a closed instance: the caller must then call
+ * cmt_instance_retire(inst), outside any table lock. */
+static inline bool cmt_instance_count_free(struct cmt_thread *t, struct cmt_instance *inst,
+                                           size_t size)
+{
+    if (cmt_likely(cmt_counts_as_owner(t, inst))) {
+        inst->own_frees++;
+        inst->own_bytes_freed += size;
+        return false;
+    }
+    return cmt_instance_count_free_far(inst, size);
+}
 
 /* ---- totals.c: process-wide live bytes and their peak ------------------------------- */
 
@@ -468,6 +538,40 @@ void cmt_report_unlock(void);
 /* In a fork child: a new process, which gets a file of its own at its first write. */
 void cmt_report_after_fork_child(void);
 
+/* ---- timeline.c: live bytes per scope over time ------------------------------------ */
+
+/* Samples kept (fewer as they are thinned: every other one goes when the rows are full) and
+ * scopes a sample names; the others are summed into one value. */
+#define CMT_TIMELINE_ROWS 1024u
+#define CMT_TIMELINE_TOP 15u
+
+/* One sample: the CMT_TIMELINE_TOP scope names with the most live bytes (those with none left
+ * out), then, under the name UINT32_MAX, the live bytes of all the other names when there are
+ * any. */
+struct cmt_timeline_sample {
+    uint64_t unix_ns;
+    uint32_t n;
+    uint32_t name[CMT_TIMELINE_TOP + 1];
+    uint64_t live[CMT_TIMELINE_TOP + 1];
+};
+
+/* Tracked events left before the calling thread next looks at the sampling clock. */
+extern __thread uint32_t cmt_timeline_countdown CMT_TLS;
+void cmt_timeline_tick(void);
+/* Called by the hooks after each tracked allocation and free (with the checkpoint poll), busy
+ * and with no tracker lock held: one thread-local decrement, and every 64 events a clock read
+ * that takes a sample when its time has come. Never blocks. */
+static inline void cmt_timeline_poll(void)
+{
+    if (cmt_unlikely(cmt_timeline_countdown-- == 0))
+        cmt_timeline_tick();
+}
+/* Calls fn for each sample kept, in no particular order, then for one taken now. For the
+ * report writer (one at a time): lock-free and async-signal-safe, a row being rewritten
+ * meanwhile is left out. */
+void cmt_timeline_foreach(void (*fn)(const struct cmt_timeline_sample *s, void *arg),
+                          void *arg);
+
 /* ---- ending.c: exit, _exit, exec, fatal signals and checkpoints --------------------- */
 
 /* Registers the exit handler, the fatal-signal handlers (where the program left the default
@@ -483,6 +587,7 @@ void cmt_checkpoint_slow(long now);
  * process killed by SIGKILL loses at most the last second. time() is a vDSO read. */
 static inline void cmt_checkpoint_poll(void)
 {
+    cmt_timeline_poll();
     long now = (long)time(NULL);
     if (cmt_unlikely(now != atomic_load_explicit(&cmt_checkpoint_clock, memory_order_relaxed)))
         cmt_checkpoint_slow(now);

@@ -16,9 +16,11 @@
 /* While open, refs carries this bias so that it cannot reach zero before the owner closes. */
 #define REFS_OPEN_BIAS (INT64_C(1) << 62)
 
-#define CHUNK_BITS 10
+#define CHUNK_BITS CMT_INSTANCE_CHUNK_BITS
 #define CHUNK_SIZE (1u << CHUNK_BITS)
-#define MAX_CHUNKS 1024u            /* a million instances open or outlived at once */
+#define MAX_CHUNKS CMT_INSTANCE_MAX_CHUNKS
+
+_Atomic(struct cmt_instance *) cmt_instance_chunk[CMT_INSTANCE_MAX_CHUNKS];
 
 #define NAME_LEN_MAX 127
 #define NAME_HASH_SLOTS (CMT_NAME_MAX * 2)
@@ -35,7 +37,6 @@ struct name_rec {
 
 static struct {
     /* instances */
-    _Atomic(struct cmt_instance *) chunk[MAX_CHUNKS];
     atomic_uint chunks;             /* chunks published so far */
     cmt_spinlock free_lock;         /* guards free_list and chunk creation */
     struct cmt_instance *free_list; /* linked through ->parent */
@@ -124,15 +125,6 @@ uint32_t cmt_name_count(void)
 
 /* ---- instance registry ------------------------------------------------------------- */
 
-struct cmt_instance *cmt_instance_get(uint32_t id)
-{
-    uint32_t c = id >> CHUNK_BITS;
-    if (c >= MAX_CHUNKS)
-        return NULL;
-    struct cmt_instance *chunk = atomic_load_explicit(&sc.chunk[c], memory_order_acquire);
-    return chunk ? &chunk[id & (CHUNK_SIZE - 1)] : NULL;
-}
-
 /* Takes a free record, making a new chunk of them when none is left. NULL when out of
  * memory or past MAX_CHUNKS. */
 static struct cmt_instance *instance_take(void)
@@ -151,7 +143,7 @@ static struct cmt_instance *instance_take(void)
             chunk[i].parent = sc.free_list;
             sc.free_list = &chunk[i];
         }
-        atomic_store_explicit(&sc.chunk[c], chunk, memory_order_release);
+        atomic_store_explicit(&cmt_instance_chunk[c], chunk, memory_order_release);
         atomic_store_explicit(&sc.chunks, c + 1, memory_order_release);
     }
     struct cmt_instance *inst = sc.free_list;
@@ -268,36 +260,15 @@ uint64_t cmt_instance_close_detached(struct cmt_thread *t, struct cmt_instance *
     return instance_finish(t, inst);
 }
 
-static inline bool counts_as_owner(const struct cmt_thread *t, const struct cmt_instance *inst)
+void cmt_instance_count_alloc_far(struct cmt_instance *inst, size_t size)
 {
-    return inst->owner == t->number &&
-           atomic_load_explicit(&inst->state, memory_order_relaxed) == CMT_STATE_OPEN;
-}
-
-void cmt_instance_count_alloc(struct cmt_thread *t, struct cmt_instance *inst, size_t size)
-{
-    if (cmt_likely(counts_as_owner(t, inst))) {
-        inst->own_allocs++;
-        inst->own_bytes_allocated += size;
-        uint64_t live = inst->own_bytes_allocated - inst->own_bytes_freed +
-                        atomic_load_explicit(&inst->far_bytes_allocated, memory_order_relaxed) -
-                        atomic_load_explicit(&inst->far_bytes_freed, memory_order_relaxed);
-        if (live > inst->peak_live_bytes && live < (UINT64_C(1) << 63))
-            inst->peak_live_bytes = live;
-        return;
-    }
     atomic_fetch_add_explicit(&inst->refs, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&inst->far_allocs, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&inst->far_bytes_allocated, size, memory_order_relaxed);
 }
 
-bool cmt_instance_count_free(struct cmt_thread *t, struct cmt_instance *inst, size_t size)
+bool cmt_instance_count_free_far(struct cmt_instance *inst, size_t size)
 {
-    if (cmt_likely(counts_as_owner(t, inst))) {
-        inst->own_frees++;
-        inst->own_bytes_freed += size;
-        return false;
-    }
     atomic_fetch_add_explicit(&inst->far_frees, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&inst->far_bytes_freed, size, memory_order_relaxed);
     return atomic_fetch_sub_explicit(&inst->refs, 1, memory_order_acq_rel) == 1;
@@ -315,7 +286,7 @@ bool cmt_instance_unhold(struct cmt_instance *inst)
 
 void cmt_instance_undo_free(struct cmt_thread *t, struct cmt_instance *inst, size_t size)
 {
-    if (counts_as_owner(t, inst)) {
+    if (cmt_counts_as_owner(t, inst)) {
         inst->own_frees--;
         inst->own_bytes_freed -= size;
         return;
@@ -376,7 +347,7 @@ void cmt_name_counters(uint32_t name, struct cmt_counters *out, uint64_t *instan
 
     uint32_t chunks = atomic_load_explicit(&sc.chunks, memory_order_acquire);
     for (uint32_t c = 0; c < chunks; c++) {
-        struct cmt_instance *chunk = atomic_load_explicit(&sc.chunk[c], memory_order_acquire);
+        struct cmt_instance *chunk = atomic_load_explicit(&cmt_instance_chunk[c], memory_order_acquire);
         for (uint32_t i = 0; i < CHUNK_SIZE; i++) {
             const struct cmt_instance *inst = &chunk[i];
             if (atomic_load_explicit(&inst->state, memory_order_acquire) == CMT_STATE_FREE ||
@@ -426,7 +397,7 @@ void cmt_scope_after_fork_child(void)
     /* A thread that no longer exists may have held an instance's bulk-list lock. */
     uint32_t chunks = atomic_load_explicit(&sc.chunks, memory_order_acquire);
     for (uint32_t c = 0; c < chunks; c++) {
-        struct cmt_instance *chunk = atomic_load_explicit(&sc.chunk[c], memory_order_acquire);
+        struct cmt_instance *chunk = atomic_load_explicit(&cmt_instance_chunk[c], memory_order_acquire);
         for (uint32_t i = 0; i < CHUNK_SIZE; i++)
             cmt_spin_unlock(&chunk[i].bulk_lock);
     }

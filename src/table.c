@@ -20,27 +20,24 @@ struct cmt_table cmt_live;
 #define SHARD_MAX_LOAD_NUM 1u
 #define SHARD_MAX_LOAD_DEN 2u
 
-/* Fibonacci hashing of the address, minus the alignment bits that are always zero. */
-static inline uint64_t hash_ptr(uintptr_t ptr)
-{
-    return (uint64_t)(ptr >> 4) * UINT64_C(0x9E3779B97F4A7C15);
-}
+/* Where a block goes. Blocks an allocator hands out one after another lie next to each
+ * other, so the table keeps them next to each other too: the 64 KiB region of an address
+ * picks its shard and a pseudo-random base slot, and within the region slots follow the
+ * address (one slot per 16-byte granule). A heap that grows then touches one new cache line
+ * of the table every few blocks, not one per block; regions' random bases keep the probe
+ * runs of different regions apart. */
+#define GRANULE_SHIFT 4
 
-static inline struct cmt_shard *shard_of(struct cmt_table *tab, uint64_t h)
+static inline uint32_t slot_of(const struct cmt_shard *s, uintptr_t ptr)
 {
-    return &tab->shard[h >> 54];    /* the top 10 bits: CMT_TABLE_SHARDS == 1024 */
-}
-
-static inline uint32_t slot_of(const struct cmt_shard *s, uint64_t h)
-{
-    return (uint32_t)(h >> 20) & s->mask;
+    return (uint32_t)((ptr >> GRANULE_SHIFT) + (cmt_table_region_hash(ptr) >> 24)) & s->mask;
 }
 
 /* Finds ptr's slot, or the empty slot where it would go. The shard must be locked and have
  * slots. */
-static inline uint32_t probe(const struct cmt_shard *s, uint64_t h, uintptr_t ptr)
+static inline uint32_t probe(const struct cmt_shard *s, uintptr_t ptr)
 {
-    uint32_t i = slot_of(s, h);
+    uint32_t i = slot_of(s, ptr);
     while (s->slots[i].ptr != 0 && s->slots[i].ptr != ptr)
         i = (i + 1) & s->mask;
     return i;
@@ -66,7 +63,7 @@ static CMT_NOINLINE bool shard_grow(struct cmt_shard *s)
     for (uint32_t i = 0; i < old_cap; i++) {
         if (old[i].ptr == 0)
             continue;
-        uint32_t j = probe(s, hash_ptr(old[i].ptr), old[i].ptr);
+        uint32_t j = probe(s, old[i].ptr);
         s->slots[j] = old[i];
     }
     if (old) {
@@ -76,21 +73,8 @@ static CMT_NOINLINE bool shard_grow(struct cmt_shard *s)
     return true;
 }
 
-struct cmt_shard *cmt_table_lock_ptr(struct cmt_table *tab, uintptr_t ptr)
-{
-    struct cmt_shard *s = shard_of(tab, hash_ptr(ptr));
-    cmt_spin_lock(&s->lock);
-    return s;
-}
-
-void cmt_shard_unlock(struct cmt_shard *s)
-{
-    cmt_spin_unlock(&s->lock);
-}
-
 bool cmt_shard_insert(struct cmt_table *tab, struct cmt_shard *s, const struct cmt_block *b)
 {
-    uint64_t h = hash_ptr(b->ptr);
     if (cmt_unlikely(!s->slots ||
                      (uint64_t)(s->count + 1) * SHARD_MAX_LOAD_DEN >
                          (uint64_t)(s->mask + 1) * SHARD_MAX_LOAD_NUM)) {
@@ -100,7 +84,7 @@ bool cmt_shard_insert(struct cmt_table *tab, struct cmt_shard *s, const struct c
             return false;
         }
     }
-    uint32_t i = probe(s, h, b->ptr);
+    uint32_t i = probe(s, b->ptr);
     if (s->slots[i].ptr == 0)
         s->count++;
     s->slots[i] = *b;
@@ -116,7 +100,7 @@ static void delete_slot(struct cmt_shard *s, uint32_t i)
         j = (j + 1) & s->mask;
         if (s->slots[j].ptr == 0)
             break;
-        uint32_t home = slot_of(s, hash_ptr(s->slots[j].ptr));
+        uint32_t home = slot_of(s, s->slots[j].ptr);
         /* Move j back to i unless its home lies cyclically in (i, j]. */
         bool stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
         if (!stays) {
@@ -133,7 +117,7 @@ bool cmt_shard_remove(struct cmt_shard *s, uintptr_t ptr, uint32_t instance,
 {
     if (cmt_unlikely(!s->slots))
         return false;
-    uint32_t i = probe(s, hash_ptr(ptr), ptr);
+    uint32_t i = probe(s, ptr);
     if (s->slots[i].ptr != ptr || (instance != UINT32_MAX && s->slots[i].instance != instance))
         return false;
     *out = s->slots[i];
@@ -170,7 +154,7 @@ bool cmt_table_lookup_locked(struct cmt_shard *s, uintptr_t ptr, struct cmt_bloc
 {
     if (!s->slots)
         return false;
-    uint32_t i = probe(s, hash_ptr(ptr), ptr);
+    uint32_t i = probe(s, ptr);
     if (s->slots[i].ptr != ptr)
         return false;
     *out = s->slots[i];
