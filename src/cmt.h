@@ -538,40 +538,6 @@ void cmt_report_unlock(void);
 /* In a fork child: a new process, which gets a file of its own at its first write. */
 void cmt_report_after_fork_child(void);
 
-/* ---- timeline.c: live bytes per scope over time ------------------------------------ */
-
-/* Samples kept (fewer as they are thinned: every other one goes when the rows are full) and
- * scopes a sample names; the others are summed into one value. */
-#define CMT_TIMELINE_ROWS 1024u
-#define CMT_TIMELINE_TOP 15u
-
-/* One sample: the CMT_TIMELINE_TOP scope names with the most live bytes (those with none left
- * out), then, under the name UINT32_MAX, the live bytes of all the other names when there are
- * any. */
-struct cmt_timeline_sample {
-    uint64_t unix_ns;
-    uint32_t n;
-    uint32_t name[CMT_TIMELINE_TOP + 1];
-    uint64_t live[CMT_TIMELINE_TOP + 1];
-};
-
-/* Tracked events left before the calling thread next looks at the sampling clock. */
-extern __thread uint32_t cmt_timeline_countdown CMT_TLS;
-void cmt_timeline_tick(void);
-/* Called by the hooks after each tracked allocation and free (with the checkpoint poll), busy
- * and with no tracker lock held: one thread-local decrement, and every 64 events a clock read
- * that takes a sample when its time has come. Never blocks. */
-static inline void cmt_timeline_poll(void)
-{
-    if (cmt_unlikely(cmt_timeline_countdown-- == 0))
-        cmt_timeline_tick();
-}
-/* Calls fn for each sample kept, in no particular order, then for one taken now. For the
- * report writer (one at a time): lock-free and async-signal-safe, a row being rewritten
- * meanwhile is left out. */
-void cmt_timeline_foreach(void (*fn)(const struct cmt_timeline_sample *s, void *arg),
-                          void *arg);
-
 /* ---- ending.c: exit, _exit, exec, fatal signals and checkpoints --------------------- */
 
 /* Registers the exit handler, the fatal-signal handlers (where the program left the default
@@ -587,7 +553,6 @@ void cmt_checkpoint_slow(long now);
  * process killed by SIGKILL loses at most the last second. time() is a vDSO read. */
 static inline void cmt_checkpoint_poll(void)
 {
-    cmt_timeline_poll();
     long now = (long)time(NULL);
     if (cmt_unlikely(now != atomic_load_explicit(&cmt_checkpoint_clock, memory_order_relaxed)))
         cmt_checkpoint_slow(now);
