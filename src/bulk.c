@@ -173,19 +173,35 @@ uint64_t cmt_bulk_free(struct cmt_thread *t, struct cmt_instance *inst)
     size_t len = inst->bulk_len;
     inst->bulk_len = 0;
     cmt_spin_unlock(&inst->bulk_lock);
-    bool quarantined = cmt_cfg.quarantine_bytes > 0;
+    /* The quarantine keeps the most recent cmt_cfg.quarantine_bytes, oldest out first: what
+     * this close frees beyond that would be evicted before it returns, so it is given back
+     * at once instead of passing through. */
+    struct cmt_counters c;
+    cmt_instance_counters(inst, &c);
+    uint64_t live = c.bytes_allocated - c.bytes_freed - c.bulk_freed_bytes;
+    uint64_t beyond = live > cmt_cfg.quarantine_bytes ? live - cmt_cfg.quarantine_bytes : 0;
     /* Only the owner allocates into its open instance through the hooks, and it is here;
      * another thread's pool call racing with this close is the program's own race. */
     for (size_t i = 0; i < len; i++) {
         struct cmt_block b;
+        bool quarantined = cmt_cfg.quarantine_bytes > 0 && beyond == 0;
         if (!bulk_take(inst, ptrs[i], quarantined, &b))
             continue;   /* freed by the program, or the address now belongs elsewhere */
+        if (!quarantined) {
+            size_t size = cmt_block_size(&b);
+            beyond = beyond > size ? beyond - size : 0;
+            blocks++;
+            cmt_totals_free(t, size);
+            cmt_release(t, (void *)b.ptr,
+                        (b.flags & CMT_BLOCK_CUSTOM) ? inst->free_fn : NULL);
+            continue;
+        }
         blocks++;
         size_t size = cmt_block_size(&b);
         cmt_totals_free(t, size);
         cmt_free_fn_t free_fn = (b.flags & CMT_BLOCK_CUSTOM) ? inst->free_fn : NULL;
         if (b.flags & BULK_NOT_QUARANTINED) {
-            if (quarantined && !atomic_exchange(&q.oom_said, 1))
+            if (!atomic_exchange(&q.oom_said, 1))
                 cmt_diag("out of memory for the quarantine; bulk-freed blocks are given back "
                          "at once and stale frees of them go unrecognized");
             cmt_release(t, (void *)b.ptr, free_fn);
