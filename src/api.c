@@ -309,7 +309,7 @@ CMT_EXPORT int cmt_process_stats(struct cmt_process_stats *stats)
         stats->bulk_freed_bytes += c.bulk_freed_bytes;
         stats->live_bytes += c.bytes_allocated - c.bytes_freed - c.bulk_freed_bytes;
     }
-    stats->live_blocks = cmt_table_count(&cmt_live);
+    stats->live_blocks = cmt_table_count_live(&cmt_live);
     stats->peak_live_bytes = atomic_load(&cmt_peak_live_bytes);
     stats->invalid_frees = atomic_load(&cmt_invalid_frees);
     stats->double_frees = atomic_load(&cmt_double_frees);

@@ -5,8 +5,11 @@
  * is still live in it when it closes (cymem's promise: the pool's memory dies with the
  * pool), and the quarantine: bulk-freed blocks wait there, FIFO, until more than
  * cmt_cfg.quarantine_bytes are waiting, so that a program's later free or realloc of one is
- * recognized as stale instead of corrupting the heap. Never allocates through the tracked
- * allocator; never holds a lock while handing memory back to an allocator.
+ * recognized as stale instead of corrupting the heap. A quarantined block keeps its record
+ * in the live table, marked CMT_BLOCK_QUARANTINED, so that entering the quarantine is one
+ * change of one record under one lock, and a racing free finds it wherever it looks. Never
+ * allocates through the tracked allocator; never holds a lock while handing memory back to
+ * an allocator.
  */
 #include "config.h"
 
@@ -14,8 +17,7 @@
 
 #include "cmt.h"
 
-/* The quarantine: a table keyed by address (for the stale-free check) and a FIFO ring in
- * arrival order (for eviction). The table's block.instance holds the scope's name. */
+/* The quarantine's order: a FIFO ring of the quarantined blocks, for eviction. */
 struct q_entry {
     uintptr_t ptr;
     uint64_t size;
@@ -30,11 +32,8 @@ static struct {
     atomic_int oom_said;
 } q;
 
-static struct cmt_table quarantine;
 
 #define BULK_MIN_CAP 256
-/* A flag bulk_take sets on its copy of a block that could not enter the quarantine. */
-#define BULK_NOT_QUARANTINED 0x80000000u
 
 /* Grows inst's address list, first dropping the addresses no longer live in it, so the
  * list stays within twice the live blocks. Called with inst->bulk_lock held. */
@@ -91,12 +90,16 @@ static size_t q_evict(struct q_entry *out, size_t n, bool all)
     return k;
 }
 
-/* Gives evicted blocks back, outside every lock. */
+/* Gives evicted blocks back, outside every lock but their shard's. Their records leave the
+ * live table first: the memory is not reused while they are there. */
 static void q_release(struct cmt_thread *t, const struct q_entry *e, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         struct cmt_block gone;
-        cmt_table_remove(&quarantine, e[i].ptr, &gone);
+        struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, e[i].ptr);
+        if (cmt_shard_remove(s, e[i].ptr, CMT_INSTANCE_QUARANTINE, &gone))
+            s->quarantined--;
+        cmt_shard_unlock(s);
         cmt_release(t, (void *)e[i].ptr, e[i].free_fn);
     }
 }
@@ -134,11 +137,10 @@ static bool q_reserve(void)
     return true;
 }
 
-/* Takes one block of inst out of the live table and counts it bulk-freed, in one critical
- * section of its shard; when the quarantine is on, the block enters the quarantine table in
- * the same step, so that a free racing with this close finds it in one table or the other
- * (and is a normal free or a stale one, never an "invalid" one). False when p is no longer
- * a live block of inst. */
+/* Takes one block of inst out of its scope and counts it bulk-freed, in one critical
+ * section of its shard: quarantined, its record stays, marked, so that a free racing with
+ * this close finds it and is a stale free, never an "invalid" one; otherwise the record goes.
+ * False when p is no longer a live block of inst. */
 static bool bulk_take(struct cmt_instance *inst, uintptr_t p, bool quarantined,
                       struct cmt_block *b)
 {
@@ -149,20 +151,39 @@ static bool bulk_take(struct cmt_instance *inst, uintptr_t p, bool quarantined,
     }
     if (quarantined) {
         struct cmt_block rec = *b;
-        rec.instance = inst->name;
-        struct cmt_shard *qs = cmt_table_lock_ptr(&quarantine, p);
-        quarantined = cmt_shard_insert(&quarantine, qs, &rec);
-        cmt_shard_unlock(qs);
+        rec.instance = CMT_INSTANCE_QUARANTINE;
+        rec.seq = inst->name;
+        rec.flags |= CMT_BLOCK_QUARANTINED;
+        cmt_shard_replace(s, &rec);
+        s->quarantined++;   /* with the change, under its lock: a fork sees both or neither */
+    } else {
+        cmt_shard_remove(s, p, inst->id, b);
     }
-    cmt_shard_remove(s, p, inst->id, b);
     size_t size = cmt_block_size(b);
     inst->own_bulk_freed++;
     atomic_fetch_add_explicit(&inst->bulk_freed_blocks, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&inst->bulk_freed_bytes, size, memory_order_relaxed);
     cmt_shard_unlock(s);
-    if (!quarantined)
-        b->flags |= BULK_NOT_QUARANTINED;
     return true;
+}
+
+/* Appends quarantined blocks to the ring; those it has no room for are given back. */
+static void q_push(struct cmt_thread *t, const struct q_entry *e, size_t n)
+{
+    size_t k = 0;
+    cmt_spin_lock(&q.lock);
+    for (; k < n && q_reserve(); k++) {
+        q.ring[(q.head + q.len) % q.cap] = e[k];
+        q.len++;
+        q.bytes += e[k].size;
+    }
+    cmt_spin_unlock(&q.lock);
+    if (k < n) {
+        if (!atomic_exchange(&q.oom_said, 1))
+            cmt_diag("out of memory for the quarantine; bulk-freed blocks are given back at "
+                     "once and stale frees of them go unrecognized");
+        q_release(t, e + k, n - k);
+    }
 }
 
 uint64_t cmt_bulk_free(struct cmt_thread *t, struct cmt_instance *inst)
@@ -180,6 +201,8 @@ uint64_t cmt_bulk_free(struct cmt_thread *t, struct cmt_instance *inst)
     cmt_instance_counters(inst, &c);
     uint64_t live = c.bytes_allocated - c.bytes_freed - c.bulk_freed_bytes;
     uint64_t beyond = live > cmt_cfg.quarantine_bytes ? live - cmt_cfg.quarantine_bytes : 0;
+    struct q_entry pending[256];   /* quarantined, not yet in the ring: pushed in batches */
+    size_t npending = 0;
     /* Only the owner allocates into its open instance through the hooks, and it is here;
      * another thread's pool call racing with this close is the program's own race. */
     for (size_t i = 0; i < len; i++) {
@@ -199,30 +222,15 @@ uint64_t cmt_bulk_free(struct cmt_thread *t, struct cmt_instance *inst)
         blocks++;
         size_t size = cmt_block_size(&b);
         cmt_totals_free(t, size);
-        cmt_free_fn_t free_fn = (b.flags & CMT_BLOCK_CUSTOM) ? inst->free_fn : NULL;
-        if (b.flags & BULK_NOT_QUARANTINED) {
-            if (!atomic_exchange(&q.oom_said, 1))
-                cmt_diag("out of memory for the quarantine; bulk-freed blocks are given back "
-                         "at once and stale frees of them go unrecognized");
-            cmt_release(t, (void *)b.ptr, free_fn);
-            continue;
+        pending[npending++] = (struct q_entry){ b.ptr, size,
+                                                (b.flags & CMT_BLOCK_CUSTOM) ? inst->free_fn
+                                                                             : NULL };
+        if (npending == CMT_ARRAY_LEN(pending)) {
+            q_push(t, pending, npending);
+            npending = 0;
         }
-        cmt_spin_lock(&q.lock);
-        if (!q_reserve()) {
-            cmt_spin_unlock(&q.lock);
-            struct cmt_block gone;
-            cmt_table_remove(&quarantine, b.ptr, &gone);
-            if (!atomic_exchange(&q.oom_said, 1))
-                cmt_diag("out of memory for the quarantine; bulk-freed blocks are given back "
-                         "at once and stale frees of them go unrecognized");
-            cmt_release(t, (void *)b.ptr, free_fn);
-            continue;
-        }
-        q.ring[(q.head + q.len) % q.cap] = (struct q_entry){ b.ptr, size, free_fn };
-        q.len++;
-        q.bytes += size;
-        cmt_spin_unlock(&q.lock);
     }
+    q_push(t, pending, npending);
     q_trim(t, false);
     return blocks;
 }
@@ -230,9 +238,9 @@ uint64_t cmt_bulk_free(struct cmt_thread *t, struct cmt_instance *inst)
 bool cmt_quarantine_find(uintptr_t p, uint32_t *name)
 {
     struct cmt_block b;
-    if (!cmt_table_lookup(&quarantine, p, &b))
+    if (!cmt_table_lookup(&cmt_live, p, &b) || !(b.flags & CMT_BLOCK_QUARANTINED))
         return false;
-    *name = b.instance;
+    *name = b.seq;
     return true;
 }
 
@@ -251,12 +259,3 @@ void cmt_bulk_unlock_all(void)
     cmt_spin_unlock(&q.lock);
 }
 
-void cmt_bulk_lock_shards(void)
-{
-    cmt_table_lock_all(&quarantine);
-}
-
-void cmt_bulk_unlock_shards(void)
-{
-    cmt_table_unlock_all(&quarantine);
-}

@@ -93,6 +93,11 @@ struct cmt_block {
 
 /* The block came from its scope's own allocator (cmt_scope_open_with) and goes back there. */
 #define CMT_BLOCK_CUSTOM 0x1u
+/* The block was bulk-freed and waits in quarantine (bulk.c): it stays in the live table so
+ * that a stale free of it is recognized, but belongs to no scope (instance is
+ * CMT_INSTANCE_QUARANTINE, seq the name of the scope that freed it) and is no live block. */
+#define CMT_BLOCK_QUARANTINED 0x2u
+#define CMT_INSTANCE_QUARANTINE (UINT32_MAX - 1)
 
 #define CMT_SIZE_BITS 40
 #define CMT_SIZE_MASK ((UINT64_C(1) << CMT_SIZE_BITS) - 1)
@@ -114,6 +119,7 @@ static inline uint32_t cmt_block_thread(const struct cmt_block *b)
 struct cmt_shard {
     cmt_spinlock lock;
     uint32_t count;                 /* used slots */
+    uint32_t quarantined;           /* of them, CMT_BLOCK_QUARANTINED blocks (bulk.c) */
     uint32_t mask;                  /* capacity - 1; capacity 0 before the first insert */
     struct cmt_block *slots;
 } CMT_ALIGNED;
@@ -149,6 +155,8 @@ static inline void cmt_shard_unlock(struct cmt_shard *s)
     cmt_spin_unlock(&s->lock);
 }
 bool cmt_shard_insert(struct cmt_table *tab, struct cmt_shard *s, const struct cmt_block *b);
+/* Overwrites the record of b->ptr, which must be in the table. */
+void cmt_shard_replace(struct cmt_shard *s, const struct cmt_block *b);
 /* Removes ptr when its instance is `instance` (any instance for UINT32_MAX). */
 bool cmt_shard_remove(struct cmt_shard *s, uintptr_t ptr, uint32_t instance,
                       struct cmt_block *out);
@@ -170,6 +178,8 @@ void cmt_table_foreach(struct cmt_table *tab,
                        void (*fn)(const struct cmt_block *b, void *arg), void *arg);
 /* Number of blocks, summed over the shards without locking them. */
 size_t cmt_table_count(struct cmt_table *tab);
+/* The same, less the quarantined ones: the live blocks. */
+size_t cmt_table_count_live(struct cmt_table *tab);
 /* Held across fork() so that the child inherits a consistent table. */
 void cmt_table_lock_all(struct cmt_table *tab);
 void cmt_table_unlock_all(struct cmt_table *tab);
@@ -311,12 +321,9 @@ uint64_t cmt_bulk_free(struct cmt_thread *t, struct cmt_instance *inst);
 bool cmt_quarantine_find(uintptr_t p, uint32_t *name);
 /* Gives every quarantined block back (at exit, or when the quarantine is turned off). */
 void cmt_quarantine_drain(struct cmt_thread *t);
-/* Held across fork(): the ring lock comes before the live table's shards, the quarantine's
- * shards after them (cmt_bulk_lock_shards). */
+/* Held across fork(), before the live table's shards. */
 void cmt_bulk_lock_all(void);
 void cmt_bulk_unlock_all(void);
-void cmt_bulk_lock_shards(void);
-void cmt_bulk_unlock_shards(void);
 
 /* ---- thread.c: per-thread state ----------------------------------------------------- */
 
@@ -538,6 +545,46 @@ void cmt_report_unlock(void);
 /* In a fork child: a new process, which gets a file of its own at its first write. */
 void cmt_report_after_fork_child(void);
 
+/* ---- timeline.c: live bytes per scope over time ------------------------------------ */
+
+/* Samples kept (fewer as they are thinned: every other one goes when the rows are full) and
+ * scopes a sample names; the others are summed into one value. */
+#define CMT_TIMELINE_ROWS 1024u
+#define CMT_TIMELINE_TOP 15u
+
+/* One sample: the CMT_TIMELINE_TOP scope names with the most live bytes (those with none left
+ * out), then, under the name UINT32_MAX, the live bytes of all the other names when there are
+ * any. */
+struct cmt_timeline_sample {
+    uint64_t unix_ns;
+    uint32_t n;
+    uint32_t name[CMT_TIMELINE_TOP + 1];
+    uint64_t live[CMT_TIMELINE_TOP + 1];
+};
+
+/* A thread's sampling clock: tracked events left before it next looks at the time, how many
+ * it lets pass between looks (1 to 256: fewer when its events are far apart in time), and
+ * when it last looked. */
+struct cmt_timeline_clock {
+    uint32_t countdown, step;
+    uint64_t last_look_ns;
+};
+extern __thread struct cmt_timeline_clock cmt_timeline_clock CMT_TLS;
+void cmt_timeline_tick(void);
+/* Called by the hooks after each tracked allocation and free (with the checkpoint poll), busy
+ * and with no tracker lock held: one thread-local decrement, and now and then a clock read
+ * that takes a sample when its time has come. Never blocks. */
+static inline void cmt_timeline_poll(void)
+{
+    if (cmt_unlikely(cmt_timeline_clock.countdown-- == 0))
+        cmt_timeline_tick();
+}
+/* Calls fn for each sample kept, in no particular order, then for one taken now. For the
+ * report writer (one at a time): lock-free and async-signal-safe, a row being rewritten
+ * meanwhile is left out. */
+void cmt_timeline_foreach(void (*fn)(const struct cmt_timeline_sample *s, void *arg),
+                          void *arg);
+
 /* ---- ending.c: exit, _exit, exec, fatal signals and checkpoints --------------------- */
 
 /* Registers the exit handler, the fatal-signal handlers (where the program left the default
@@ -553,6 +600,7 @@ void cmt_checkpoint_slow(long now);
  * process killed by SIGKILL loses at most the last second. time() is a vDSO read. */
 static inline void cmt_checkpoint_poll(void)
 {
+    cmt_timeline_poll();
     long now = (long)time(NULL);
     if (cmt_unlikely(now != atomic_load_explicit(&cmt_checkpoint_clock, memory_order_relaxed)))
         cmt_checkpoint_slow(now);

@@ -241,6 +241,11 @@ static inline bool take_block(struct cmt_thread *t, uintptr_t p, uint32_t instan
         cmt_shard_unlock(s);
         return false;
     }
+    if (cmt_unlikely(b->flags & CMT_BLOCK_QUARANTINED)) {
+        cmt_shard_insert(&cmt_live, s, b);  /* stays; the caller reports a stale free */
+        cmt_shard_unlock(s);
+        return false;
+    }
     size_t size = cmt_block_size(b);
     struct cmt_instance *inst = cmt_instance_get(b->instance);
     /* Read before the count: the last free of a closed instance lets it be reused. */
@@ -502,7 +507,12 @@ CMT_EXPORT void *realloc(void *p, size_t size)
     struct cmt_block b;
     void *q;
     struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, (uintptr_t)p);
-    if (cmt_unlikely(!cmt_shard_remove(s, (uintptr_t)p, UINT32_MAX, &b))) {
+    bool found = cmt_shard_remove(s, (uintptr_t)p, UINT32_MAX, &b);
+    if (cmt_unlikely(found && (b.flags & CMT_BLOCK_QUARANTINED))) {
+        cmt_shard_insert(&cmt_live, s, &b);
+        found = false;
+    }
+    if (cmt_unlikely(!found)) {
         cmt_shard_unlock(s);
         q = realloc_unknown(t, p, size);
         t->busy = 0;
@@ -642,7 +652,8 @@ CMT_EXPORT size_t malloc_usable_size(void *p)
      * could read garbage. */
     t->busy = 1;
     struct cmt_block b;
-    bool known = cmt_table_lookup(&cmt_live, (uintptr_t)p, &b);
+    bool known = cmt_table_lookup(&cmt_live, (uintptr_t)p, &b) &&
+                 !(b.flags & CMT_BLOCK_QUARANTINED);
     t->busy = 0;
     if (!known && !untracked_find(p, false))
         return 0;

@@ -28,12 +28,10 @@ static void fork_prepare(void)
     cmt_stack_lock_all();   /* before the arena lock: adding a stack takes it */
     cmt_raw_lock();
     cmt_table_lock_all(&cmt_live);
-    cmt_bulk_lock_shards();     /* after the live shards: a bulk-free nests them so */
 }
 
 static void fork_parent(void)
 {
-    cmt_bulk_unlock_shards();
     cmt_table_unlock_all(&cmt_live);
     cmt_raw_unlock();
     cmt_stack_unlock_all();
@@ -45,7 +43,6 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-    cmt_bulk_unlock_shards();
     cmt_table_unlock_all(&cmt_live);
     cmt_raw_unlock();
     cmt_stack_unlock_all();

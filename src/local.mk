@@ -35,6 +35,7 @@ libcymemtrack_la_SOURCES = \
 	src/report.c \
 	src/scope.c \
 	src/thread.c \
+	src/timeline.c \
 	src/totals.c
 # -fvisibility=hidden: only what CMT_EXPORT marks (the malloc family and cmt_* API) is seen.
 # -ftls-model: every TLS access is initial-exec, so none allocates.

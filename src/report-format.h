@@ -36,6 +36,13 @@
  *            *_in_closed counts those whose scope instance had closed.
  *   BADFREE  u8 kind (CMT_BADFREE_*), u32 stack, u32 scope (the bulk-freeing scope of a
  *            stale free, or UINT32_MAX), u64 count, u64 sample_addr
+ *   TIMELINE u64 time_unix_ns, u32 n, then n times (u32 scope, u64 live_bytes): one sample
+ *            of live bytes per scope (version 2). The scopes with the most live bytes at that
+ *            moment, at most CMT_TIMELINE_MAX_SCOPES, each at most once; scope UINT32_MAX
+ *            stands for all the other scopes together. A scope not named had none or was
+ *            among the others. Samples come in no particular order (readers sort them by
+ *            time); the writer keeps at most a few thousand, thinned as the run goes on, and
+ *            the last one is taken as the report is written.
  *   TOTALS   u64 allocations, u64 bytes_allocated, u64 frees, u64 live_blocks,
  *            u64 live_bytes, u64 peak_live_bytes, u64 invalid_frees, u64 double_frees,
  *            u64 stale_frees
@@ -51,7 +58,8 @@
 
 #define CMT_REPORT_MAGIC "CYMEMTRK"
 #define CMT_REPORT_MAGIC_LEN 8
-#define CMT_REPORT_VERSION 1u
+/* Version 2 added TIMELINE; a file without TIMELINE records reads as version 1 did. */
+#define CMT_REPORT_VERSION 2u
 #define CMT_REPORT_HEADER_SIZE 16u
 
 enum cmt_record_type {
@@ -63,6 +71,7 @@ enum cmt_record_type {
     CMT_REC_BADFREE = 6,
     CMT_REC_TOTALS = 7,
     CMT_REC_END = 8,
+    CMT_REC_TIMELINE = 9,
 };
 
 /* How the process ended (END.how). */
@@ -93,6 +102,8 @@ enum cmt_report_badfree_kind {
 };
 
 #define CMT_LEAK_SAMPLES 4u
+/* Scopes a TIMELINE record names, "the others" included. */
+#define CMT_TIMELINE_MAX_SCOPES 16u
 
 /* Sanity bounds a reader enforces, so a corrupt length cannot make it allocate wildly. */
 #define CMT_REPORT_MAX_RECORD (64u << 20)

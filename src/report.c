@@ -293,6 +293,8 @@ static struct leak *leak_find(struct gather *g, uint32_t name, uint32_t stack)
 static void leak_visit(const struct cmt_block *b, void *arg)
 {
     struct gather *g = arg;
+    if (b->flags & CMT_BLOCK_QUARANTINED)
+        return;     /* bulk-freed, waiting in quarantine: no live block */
     size_t size = cmt_block_size(b);
     g->blocks++;
     g->bytes += size;
@@ -704,11 +706,13 @@ static uint32_t stack_ref(const struct gather *g, uint32_t id)
 
 struct sums {
     uint64_t allocs, bytes_allocated, frees;
+    uint32_t names;     /* SCOPE records written, ids 0 to names - 1 */
 };
 
 static void put_scopes(struct writer *w, struct sums *sum)
 {
     uint32_t names = cmt_name_count();
+    sum->names = names;
     for (uint32_t n = 0; n < names; n++) {
         struct cmt_counters c;
         uint64_t instances;
@@ -769,6 +773,43 @@ static void put_badfree(const struct cmt_badfree_entry *e, void *arg)
     put_u32(c->w, e->name);
     put_u64(c->w, e->count);
     put_u64(c->w, e->sample);
+    w_end(c->w);
+}
+
+_Static_assert(CMT_TIMELINE_TOP + 1 <= CMT_TIMELINE_MAX_SCOPES,
+               "a timeline sample must fit a TIMELINE record");
+
+/* A sample names scope names, which are the SCOPE records' ids (put_scopes); a name interned
+ * after put_scopes ran joins "the others". */
+struct tl_ctx {
+    struct writer *w;
+    uint32_t names;
+};
+
+static void put_timeline(const struct cmt_timeline_sample *s, void *arg)
+{
+    struct tl_ctx *c = arg;
+    uint64_t other = 0;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->n; i++) {
+        if (s->name[i] < c->names)
+            n++;
+        else
+            other += s->live[i];
+    }
+    w_begin(c->w, CMT_REC_TIMELINE, 8 + 4 + 12 * CMT_TIMELINE_MAX_SCOPES);
+    put_u64(c->w, s->unix_ns);
+    put_u32(c->w, n + (other ? 1 : 0));
+    for (uint32_t i = 0; i < s->n; i++) {
+        if (s->name[i] < c->names) {
+            put_u32(c->w, s->name[i]);
+            put_u64(c->w, s->live[i]);
+        }
+    }
+    if (other) {
+        put_u32(c->w, UINT32_MAX);
+        put_u64(c->w, other);
+    }
     w_end(c->w);
 }
 
@@ -1037,11 +1078,13 @@ static void write_records(struct writer *w, int how, int code, const char *label
     put_process(w);
     put_modules(w, careful);
     put_stacks(w, g);
-    struct sums sum = { 0, 0, 0 };
+    struct sums sum = { 0, 0, 0, 0 };
     put_scopes(w, &sum);
     put_leaks(w, g);
     struct bf_ctx bc = { w, g };
     cmt_badfree_foreach(put_badfree, &bc);
+    struct tl_ctx tc = { w, sum.names };
+    cmt_timeline_foreach(put_timeline, &tc);
     put_totals(w, g, &sum, careful);
     put_end(w, how, code, label);
     w_flush(w);

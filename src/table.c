@@ -112,6 +112,11 @@ static void delete_slot(struct cmt_shard *s, uint32_t i)
     s->count--;
 }
 
+void cmt_shard_replace(struct cmt_shard *s, const struct cmt_block *b)
+{
+    s->slots[probe(s, b->ptr)] = *b;
+}
+
 bool cmt_shard_remove(struct cmt_shard *s, uintptr_t ptr, uint32_t instance,
                       struct cmt_block *out)
 {
@@ -181,6 +186,15 @@ void cmt_table_foreach(struct cmt_table *tab,
                     fn(&s->slots[i], arg);
         cmt_spin_unlock(&s->lock);
     }
+}
+
+size_t cmt_table_count_live(struct cmt_table *tab)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < CMT_TABLE_SHARDS; k++)
+        n += __atomic_load_n(&tab->shard[k].count, __ATOMIC_RELAXED) -
+             __atomic_load_n(&tab->shard[k].quarantined, __ATOMIC_RELAXED);
+    return n;
 }
 
 size_t cmt_table_count(struct cmt_table *tab)

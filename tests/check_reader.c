@@ -809,7 +809,7 @@ static const struct corrupt_case corrupt_cases[] = {
     { "empty", c_empty, "empty file" },
     { "magic", c_magic, "bad magic" },
     { "not a report", c_not_a_report, "bad magic" },
-    { "newer version", c_newer, "version 2 is newer" },
+    { "newer version", c_newer, "version 3 is newer" },
     { "version 0", c_version0, "version 0" },
     { "header too small", c_header_small, "header size 8" },
     { "header past eof", c_header_past_eof, "runs past the end of the file" },

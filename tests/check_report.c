@@ -76,6 +76,7 @@ struct report {
     struct r_leak *leak;      size_t nleak;
     size_t nbadfree;
     uint64_t badfree_count[3];  /* by kind, summed over the BADFREE records */
+    size_t ntimeline;           /* TIMELINE records */
     bool have_totals;
     uint64_t total[9];
     int ends;                   /* END records seen */
@@ -228,6 +229,29 @@ static bool parse_record(struct report *r, uint32_t type, struct cursor *c)
         }
         r->badfree_count[kind] += count;
         r->nbadfree++;
+        break;
+    }
+    case CMT_REC_TIMELINE: {
+        /* Live bytes per scope over time (timeline.c): each scope known, named once. */
+        get(c, 8);
+        uint32_t n = (uint32_t)get(c, 4);
+        uint32_t seen[CMT_TIMELINE_MAX_SCOPES];
+        for (uint32_t i = 0; i < n && i < CMT_TIMELINE_MAX_SCOPES && !c->bad; i++) {
+            seen[i] = (uint32_t)get(c, 4);
+            get(c, 8);
+            bool dup = false;
+            for (uint32_t j = 0; j < i; j++)
+                dup |= seen[j] == seen[i];
+            if (dup || (seen[i] != UINT32_MAX && !have_scope(r, seen[i]))) {
+                snprintf(r->why, sizeof r->why, "TIMELINE scope %u", seen[i]);
+                return false;
+            }
+        }
+        if (n > CMT_TIMELINE_MAX_SCOPES) {
+            snprintf(r->why, sizeof r->why, "TIMELINE with %u scopes", n);
+            return false;
+        }
+        r->ntimeline++;
         break;
     }
     case CMT_REC_TOTALS:

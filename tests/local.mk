@@ -103,6 +103,26 @@ EXTRA_tests_check_cli_DEPENDENCIES = tests/progs/cli-sym$(EXEEXT) tests/progs/cl
 	tools/cymem-report$(EXEEXT) tools/cymemtrack$(EXEEXT)
 EXTRA_DIST += tests/golden
 
+# --folded, the TIMELINE record and --html; the page is checked in headless Chromium by
+# tests/html-browser.py (skipped, with a message, where Chromium is missing). flame leaks
+# from known three-frame chains: -g for names, -no-install for a real binary to preload.
+EXTRA_PROGRAMS += tests/progs/flame
+tests_progs_flame_SOURCES = tests/progs/flame.c
+tests_progs_flame_CFLAGS = $(AM_CFLAGS) -g -O0 -fno-builtin
+tests_progs_flame_LDFLAGS = -no-install
+tests_progs_flame_LDADD = libcymemtrack-api.la
+CLEANFILES += tests/progs/flame$(EXEEXT) tests/html-screenshot.png
+check_PROGRAMS += tests/check_html
+tests_check_html_SOURCES = tests/check_html.c tests/report-builder.c tests/report-builder.h
+tests_check_html_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir)/tools \
+	-DCMT_TEST_TOOLS='"$(abs_top_builddir)/tools"' -DCMT_TEST_SRCDIR='"$(abs_top_srcdir)"' \
+	-DCMT_TEST_BUILDDIR='"$(abs_top_builddir)"'
+tests_check_html_CFLAGS = $(TEST_CFLAGS)
+tests_check_html_LDADD = $(TEST_LDADD) tools/libcmtreport.la
+EXTRA_tests_check_html_DEPENDENCIES = tests/progs/flame$(EXEEXT) \
+	tests/progs/cli-leak$(EXEEXT) tools/cymem-report$(EXEEXT) tools/cymemtrack$(EXEEXT)
+EXTRA_DIST += tests/html-browser.py
+
 # The report file and every ending that writes it: report_prog runs under the preload and
 # ends in each way; report_dtor.so is the library it dlopen()s, whose destructor frees.
 EXTRA_PROGRAMS += tests/progs/report_prog

@@ -3,7 +3,8 @@
  * cymem-report's view of every report the run produced on stderr, and exits as the program
  * did (a signal death raised again). A C program, not a script, to get exactly that, and exec
  * failures told apart as a shell does (127, 126). It never changes what the program sees
- * beyond LD_PRELOAD and the CYMEMTRACK_* settings.
+ * beyond LD_PRELOAD, the CYMEMTRACK_* settings and, for a Python interpreter the user has not
+ * configured, PYTHONMALLOC.
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -53,9 +54,13 @@ static void help(void)
            "  --quarantine SIZE      bytes of bulk-freed blocks held back\n"
            "                         (CYMEMTRACK_QUARANTINE)\n"
            "  --json FILE            also write the report as JSON to FILE\n"
+           "  --html FILE            also write the report as an HTML page to FILE\n"
            "  --suppressions FILE    hide the leaks FILE describes (see cymem-report(1))\n"
            "  --top N                leak sites shown per scope\n"
            "  --fail-on-leak         exit with status 1 when PROGRAM succeeded but leaked\n"
+           "  --keep-pymalloc        leave PYTHONMALLOC alone when PROGRAM is a Python\n"
+           "                         interpreter (by default it is set to malloc, unless\n"
+           "                         already set, so that Python's small objects are seen)\n"
            "  -h, --help             show this help and exit\n"
            "  --version              show the version and exit\n\n"
            "Exit status: PROGRAM's (a signal that killed it kills cymemtrack too); 1 with\n"
@@ -73,10 +78,11 @@ static int usage_error(const char *fmt, const char *arg)
 
 struct settings {
     const char *output, *depth, *scopes, *quarantine;
-    const char *json, *top;
+    const char *json, *html, *top;
     const char **supp;
     size_t nsupp;
     bool fail_on_leak;
+    bool keep_pymalloc;
 };
 
 /* ---- finding our parts -------------------------------------------------------------- */
@@ -178,6 +184,87 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
+/* ---- Python ------------------------------------------------------------------------ */
+
+/* pymalloc serves the interpreter's small objects from arenas it maps itself, so the tracker
+ * never sees them: a Python program gets PYTHONMALLOC=malloc unless its user chose. */
+
+static bool python_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return strncmp(slash ? slash + 1 : path, "python", 6) == 0;
+}
+
+/* The file execvp() would run for prog, or NULL. */
+static char *find_program(const char *prog)
+{
+    if (strchr(prog, '/'))
+        return strdup(prog);
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/bin:/usr/bin";
+    for (const char *dir = path;; dir++) {
+        size_t len = strcspn(dir, ":");
+        char file[PATH_MAX];
+        int n = snprintf(file, sizeof file, "%.*s%s%s", (int)len, len ? dir : ".",
+                         len ? "/" : "", prog);
+        struct stat st;
+        if (n > 0 && (size_t)n < sizeof file && stat(file, &st) == 0 && S_ISREG(st.st_mode) &&
+            access(file, X_OK) == 0)
+            return strdup(file);
+        dir += len;
+        if (!*dir)
+            return NULL;
+    }
+}
+
+/* Whether file is a Python interpreter, by its name or the name its symlinks lead to, or a
+ * script whose "#!" line runs one, directly or through env(1). */
+static bool python_file(const char *file, bool follow_script)
+{
+    if (python_name(file))
+        return true;
+    char real[PATH_MAX];
+    if (realpath(file, real) && python_name(real))
+        return true;
+    if (!follow_script)
+        return false;
+    char line[256] = "";
+    FILE *f = fopen(file, "re");
+    if (!f)
+        return false;
+    bool got = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    if (!got || strncmp(line, "#!", 2) != 0)
+        return false;
+    char *save = NULL, *word = strtok_r(line + 2, " \t\r\n", &save);
+    if (!word)
+        return false;
+    const char *slash = strrchr(word, '/');
+    if (strcmp(slash ? slash + 1 : word, "env") != 0)
+        return python_file(word, false);
+    /* env [-S] [-u NAME]... [NAME=VALUE]... PROGRAM: the first word that is neither. */
+    while ((word = strtok_r(NULL, " \t\r\n", &save)) &&
+           (word[0] == '-' || strchr(word, '=')))
+        ;
+    if (!word)
+        return false;
+    char *interp = find_program(word);
+    bool yes = python_name(word) || (interp && python_file(interp, false));
+    free(interp);
+    return yes;
+}
+
+static bool runs_python(const char *prog)
+{
+    if (python_name(prog))
+        return true;
+    char *file = find_program(prog);
+    bool yes = file && python_file(file, true);
+    free(file);
+    return yes;
+}
+
 /* ---- running things ----------------------------------------------------------------- */
 
 static pid_t child_pid;
@@ -224,6 +311,8 @@ static void exec_program(const struct settings *s, const char *lib, const char *
         setenv("CYMEMTRACK_SCOPES", s->scopes, 1);
     if (s->quarantine)
         setenv("CYMEMTRACK_QUARANTINE", s->quarantine, 1);
+    if (!s->keep_pymalloc && !getenv("PYTHONMALLOC") && runs_python(argv[0]))
+        setenv("PYTHONMALLOC", "malloc", 1);
     execvp(argv[0], argv);
     int e = errno;
     ssize_t w = write(fd, &e, sizeof e);
@@ -231,17 +320,22 @@ static void exec_program(const struct settings *s, const char *lib, const char *
     _exit(EXIT_NOT_FOUND);
 }
 
-/* Runs cymem-report on files with its stdout on fd; returns its exit status, or -1. */
-static int run_report(const char *report, const struct settings *s, bool json, char **files,
-                      size_t nfiles, int fd)
+/* Runs cymem-report on files with its stdout on fd; returns its exit status, or -1. With
+ * html, cymem-report writes the page to that file. */
+static int run_report(const char *report, const struct settings *s, bool json,
+                      const char *html, char **files, size_t nfiles, int fd)
 {
-    const char **argv = calloc(nfiles + 2 * s->nsupp + 8, sizeof *argv);
+    const char **argv = calloc(nfiles + 2 * s->nsupp + 10, sizeof *argv);
     if (!argv)
         return -1;
     size_t n = 0;
     argv[n++] = report;
     if (json)
         argv[n++] = "--json";
+    if (html) {
+        argv[n++] = "--html";
+        argv[n++] = html;
+    }
     for (size_t i = 0; i < s->nsupp; i++) {
         argv[n++] = "--suppressions";
         argv[n++] = s->supp[i];
@@ -297,16 +391,19 @@ static void __attribute__((noreturn)) exit_like(int status)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_QUARANTINE = 256, OPT_JSON, OPT_SUPP, OPT_TOP, OPT_FAIL, OPT_VERSION };
+    enum { OPT_QUARANTINE = 256, OPT_JSON, OPT_SUPP, OPT_TOP, OPT_FAIL, OPT_VERSION,
+           OPT_KEEP_PYMALLOC, OPT_HTML };
     static const struct option longopts[] = {
         { "output", required_argument, NULL, 'o' },
         { "depth", required_argument, NULL, 'd' },
         { "scopes", required_argument, NULL, 's' },
         { "quarantine", required_argument, NULL, OPT_QUARANTINE },
         { "json", required_argument, NULL, OPT_JSON },
+        { "html", required_argument, NULL, OPT_HTML },
         { "suppressions", required_argument, NULL, OPT_SUPP },
         { "top", required_argument, NULL, OPT_TOP },
         { "fail-on-leak", no_argument, NULL, OPT_FAIL },
+        { "keep-pymalloc", no_argument, NULL, OPT_KEEP_PYMALLOC },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, OPT_VERSION },
         { NULL, 0, NULL, 0 },
@@ -338,6 +435,11 @@ int main(int argc, char **argv)
         case OPT_JSON:
             s.json = optarg;
             break;
+        case OPT_HTML:
+            if (!*optarg)
+                return usage_error("%s", "--html: the file name is empty");
+            s.html = optarg;
+            break;
         case OPT_SUPP:
             if (access(optarg, R_OK) != 0)
                 return usage_error("--suppressions %s: cannot read it", optarg);
@@ -351,6 +453,9 @@ int main(int argc, char **argv)
             break;
         case OPT_FAIL:
             s.fail_on_leak = true;
+            break;
+        case OPT_KEEP_PYMALLOC:
+            s.keep_pymalloc = true;
             break;
         case 'h':
             help();
@@ -471,18 +576,23 @@ int main(int argc, char **argv)
         cmt_warning("%s wrote no report (a statically linked or set-user-ID program does "
                     "not load the tracker)", argv[optind]);
     } else {
-        report_status = run_report(report, &s, false, files, nfiles, STDERR_FILENO);
+        report_status = run_report(report, &s, false, NULL, files, nfiles, STDERR_FILENO);
         if (s.json) {
             int fd = open(s.json, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
             if (fd < 0) {
                 cmt_error_errno("cannot write %s", s.json);
                 report_status = -1;
             } else {
-                int js = run_report(report, &s, true, files, nfiles, fd);
+                int js = run_report(report, &s, true, NULL, files, nfiles, fd);
                 if (js < 0 || js == 2)
                     report_status = js;
                 close(fd);
             }
+        }
+        if (s.html) {
+            int hs = run_report(report, &s, false, s.html, files, nfiles, STDOUT_FILENO);
+            if (hs < 0 || hs == 2)
+                report_status = hs;
         }
     }
     free(files);

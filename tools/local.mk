@@ -13,7 +13,21 @@ tools_libcmtreport_la_SOURCES = \
 	tools/merge.c \
 	tools/suppress.c \
 	tools/render-text.c \
-	tools/render-json.c
+	tools/render-json.c \
+	tools/render-folded.c \
+	tools/render-html.c
+# The HTML page's markup, style and script are source files of their own, built into the
+# program as C strings (tools/html/embed.sh, sed only), so that the page it writes needs
+# nothing from anywhere else.
+nodist_tools_libcmtreport_la_SOURCES = tools/html-assets.c
+CMT_HTML_ASSETS = $(srcdir)/tools/html/page.html $(srcdir)/tools/html/report.css \
+	$(srcdir)/tools/html/report.js
+tools/html-assets.c: $(CMT_HTML_ASSETS) $(srcdir)/tools/html/embed.sh
+	$(AM_V_GEN)$(MKDIR_P) tools && \
+	  $(SHELL) $(srcdir)/tools/html/embed.sh $(CMT_HTML_ASSETS) > $@.tmp && mv $@.tmp $@
+CLEANFILES += tools/html-assets.c
+EXTRA_DIST += tools/html/page.html tools/html/report.css tools/html/report.js \
+	tools/html/embed.sh
 tools_libcmtreport_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tools $(LIBDW_CFLAGS)
 tools_libcmtreport_la_LIBADD = $(LIBDW_LIBS)
 

@@ -28,6 +28,12 @@ static void help(void)
            "with their stacks, bad frees and totals, then the total of all processes.\n\n"
            "Options:\n"
            "  --json               write JSON (see cymem-report(1)) instead of text\n"
+           "  --folded[=VALUE]     write collapsed stacks for flame graph tools instead:\n"
+           "                       VALUE is leaked (bytes, the default), blocks, or\n"
+           "                       allocated (bytes, per scope only)\n"
+           "  --html FILE          write a self-contained HTML page to FILE (- for\n"
+           "                       standard output), and nothing else unless --json or\n"
+           "                       --folded asks\n"
            "  --scope NAME         show only scopes named NAME (a glob; repeatable)\n"
            "  --top N              show at most N leak sites per scope\n"
            "                       (default 10 in text, all in JSON; 0 for all)\n"
@@ -97,9 +103,12 @@ static unsigned terminal_width(void)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_SCOPE, OPT_TOP, OPT_MIN_BYTES, OPT_SUPP, OPT_FAIL, OPT_VERSION };
+    enum { OPT_JSON = 256, OPT_SCOPE, OPT_TOP, OPT_MIN_BYTES, OPT_SUPP, OPT_FAIL, OPT_VERSION,
+           OPT_FOLDED, OPT_HTML };
     static const struct option longopts[] = {
         { "json", no_argument, NULL, OPT_JSON },
+        { "folded", optional_argument, NULL, OPT_FOLDED },
+        { "html", required_argument, NULL, OPT_HTML },
         { "scope", required_argument, NULL, OPT_SCOPE },
         { "top", required_argument, NULL, OPT_TOP },
         { "min-bytes", required_argument, NULL, OPT_MIN_BYTES },
@@ -109,7 +118,9 @@ int main(int argc, char **argv)
         { "version", no_argument, NULL, OPT_VERSION },
         { NULL, 0, NULL, 0 },
     };
-    bool json = false, fail_on_leak = false, top_given = false;
+    bool json = false, fail_on_leak = false, top_given = false, folded = false;
+    enum cmt_folded_value folded_value = CMT_FOLDED_LEAKED;
+    const char *html = NULL;
     struct cmt_render_opts o = { 0 };
     const char **scopes = calloc((size_t)argc + 1, sizeof *scopes);
     const char **supp_files = calloc((size_t)argc + 1, sizeof *supp_files);
@@ -126,6 +137,22 @@ int main(int argc, char **argv)
         switch (c) {
         case OPT_JSON:
             json = true;
+            break;
+        case OPT_FOLDED:
+            folded = true;
+            if (!optarg || !strcmp(optarg, "leaked"))
+                folded_value = CMT_FOLDED_LEAKED;
+            else if (!strcmp(optarg, "blocks"))
+                folded_value = CMT_FOLDED_BLOCKS;
+            else if (!strcmp(optarg, "allocated"))
+                folded_value = CMT_FOLDED_ALLOCATED;
+            else
+                return usage_error("--folded=%s: expected leaked, blocks or allocated", optarg);
+            break;
+        case OPT_HTML:
+            if (!*optarg)
+                return usage_error("%s", "--html: the file name is empty");
+            html = optarg;
             break;
         case OPT_SCOPE:
             scopes[o.nscopes++] = optarg;
@@ -163,8 +190,15 @@ int main(int argc, char **argv)
     }
     if (optind == argc)
         return usage_error("%s", "no report file given");
+    if (json && folded)
+        return usage_error("%s", "--json and --folded: choose one");
+    if (html && !strcmp(html, "-") && (json || folded))
+        return usage_error("%s", "--html - and --json or --folded: both would go to standard "
+                           "output");
+    /* Text is for reading in a terminal; the other views are for tools and browsers, which
+     * can take every site. */
     if (!top_given)
-        o.top = json ? 0 : 10;
+        o.top = json || folded || html ? 0 : 10;
 
     /* Suppressions first: a mistake in them is a usage error, found before any work. */
     struct cmt_suppressions supp = { 0 };
@@ -201,13 +235,34 @@ int main(int argc, char **argv)
     if (view.has_total)
         cmt_suppressions_apply(&supp, &view.total);
 
-    if (!json) {
+    if (html) {
+        bool to_stdout = !strcmp(html, "-");
+        FILE *f = to_stdout ? stdout : fopen(html, "w");
+        if (!f) {
+            cmt_error_errno("cannot write %s", html);
+            status = EXIT_USAGE;
+        } else {
+            if (cmt_render_html(f, &view, &o))
+                status = EXIT_USAGE;
+            if (!to_stdout && fclose(f) != 0) {
+                cmt_error_errno("cannot write %s", html);
+                status = EXIT_USAGE;
+            }
+        }
+    }
+    if (folded) {
+        if (cmt_render_folded(stdout, &view, &o, folded_value))
+            status = EXIT_USAGE;
+    } else if (json) {
+        if (cmt_render_json(stdout, &view, &o))
+            status = EXIT_USAGE;
+    } else if (!html) {
         const char *no_color = getenv("NO_COLOR");
         o.color = isatty(STDOUT_FILENO) && !(no_color && *no_color);
         o.width = terminal_width();
+        if (cmt_render_text(stdout, &view, &o))
+            status = EXIT_USAGE;
     }
-    if ((json ? cmt_render_json : cmt_render_text)(stdout, &view, &o))
-        status = EXIT_USAGE;
     if (status == 0 && fail_on_leak && cmt_view_failing_sites(&view, &o) > 0)
         status = EXIT_LEAKS;
 

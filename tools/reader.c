@@ -35,7 +35,7 @@ struct reader {
     const unsigned char *data;
     size_t size;
     struct cmt_process *p;
-    size_t cap_modules, cap_stacks, cap_scopes, cap_leaks, cap_badfrees;
+    size_t cap_modules, cap_stacks, cap_scopes, cap_leaks, cap_badfrees, cap_samples;
     struct idmap stacks, scopes;
     bool have_process, have_totals, have_end;
 };
@@ -53,6 +53,7 @@ static const char *const record_names[] = {
     [CMT_REC_PROCESS] = "PROCESS", [CMT_REC_MODULE] = "MODULE", [CMT_REC_STACK] = "STACK",
     [CMT_REC_SCOPE] = "SCOPE",     [CMT_REC_LEAK] = "LEAK",     [CMT_REC_BADFREE] = "BADFREE",
     [CMT_REC_TOTALS] = "TOTALS",   [CMT_REC_END] = "END",
+    [CMT_REC_TIMELINE] = "TIMELINE",
 };
 
 static uint32_t le32(const unsigned char *b)
@@ -503,6 +504,40 @@ static int read_badfree(struct cursor *c)
     return 0;
 }
 
+static int read_timeline(struct cursor *c)
+{
+    struct reader *r = c->r;
+    struct cmt_process *p = r->p;
+    struct cmt_sample smp = { 0 };
+    int ret;
+
+    if ((ret = get_u64(c, &smp.unix_ns, "time_unix_ns")) || (ret = get_u32(c, &smp.n, "n")))
+        return ret;
+    if (smp.n > CMT_TIMELINE_MAX_SCOPES)
+        return cmt_error("%s: offset %zu: TIMELINE record names %u scopes, more than the %u "
+                         "the format allows", r->path, c->rec + 16, smp.n,
+                         CMT_TIMELINE_MAX_SCOPES);
+    for (uint32_t i = 0; i < smp.n; i++) {
+        size_t at = c->pos;
+        struct cmt_sample_value *v = &smp.v[i];
+        if ((ret = get_u32(c, &v->scope, "scope")) || (ret = get_u64(c, &v->bytes, "bytes")))
+            return ret;
+        if (v->scope != CMT_TIMELINE_OTHERS && !idmap_find(&r->scopes, v->scope))
+            return cmt_error("%s: offset %zu: TIMELINE record refers to unknown scope %u",
+                             r->path, at, v->scope);
+        for (uint32_t j = 0; j < i; j++)
+            if (smp.v[j].scope == v->scope)
+                return cmt_error("%s: offset %zu: TIMELINE record names scope %u twice",
+                                 r->path, at, v->scope);
+    }
+    struct cmt_sample *samples = grow(p->samples, p->nsamples, &r->cap_samples, sizeof smp);
+    if (!samples)
+        return oom(r);
+    p->samples = samples;
+    p->samples[p->nsamples++] = smp;
+    return 0;
+}
+
 static int read_totals(struct cursor *c)
 {
     struct reader *r = c->r;
@@ -634,6 +669,13 @@ static int cmp_stack(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static int cmp_sample(const void *a, const void *b)
+{
+    uint64_t x = ((const struct cmt_sample *)a)->unix_ns;
+    uint64_t y = ((const struct cmt_sample *)b)->unix_ns;
+    return (x > y) - (x < y);
+}
+
 static int cmp_module(const void *a, const void *b)
 {
     const struct cmt_module *x = a, *y = b;
@@ -690,6 +732,8 @@ static int finish(struct reader *r)
     struct cmt_process *p = r->p;
     if (p->nstacks)     /* qsort's base must not be NULL, even for no elements */
         qsort(p->stacks, p->nstacks, sizeof *p->stacks, cmp_stack);
+    if (p->nsamples)
+        qsort(p->samples, p->nsamples, sizeof *p->samples, cmp_sample);
     if (map_frames(r))
         return -1;
     for (size_t i = 0; i < p->nscopes; i++) {
@@ -739,6 +783,7 @@ static int parse(struct reader *r)
         case CMT_REC_BADFREE: rc = read_badfree(&c); break;
         case CMT_REC_TOTALS:  rc = read_totals(&c);  break;
         case CMT_REC_END:     rc = read_end(&c);     break;
+        case CMT_REC_TIMELINE: rc = read_timeline(&c); break;
         default:
             /* A record type from a later writer: skipped, which is why records carry
              * their length. */
@@ -839,6 +884,7 @@ void cmt_process_free(struct cmt_process *p)
     free(p->scopes);
     free(p->leaks);
     free(p->badfrees);
+    free(p->samples);
     memset(p, 0, sizeof *p);
 }
 

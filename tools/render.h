@@ -138,6 +138,22 @@ size_t cmt_view_failing_sites(const struct cmt_view *v, const struct cmt_render_
 int cmt_render_text(FILE *out, const struct cmt_view *v, const struct cmt_render_opts *o);
 int cmt_render_json(FILE *out, const struct cmt_view *v, const struct cmt_render_opts *o);
 
+/* ---- render-folded.c / render-html.c ----------------------------------------------- */
+
+/* What --folded counts: leaked bytes or blocks per (scope, stack), or bytes allocated, which
+ * a report keeps per scope only (each scope is then one frame-less line). */
+enum cmt_folded_value { CMT_FOLDED_LEAKED, CMT_FOLDED_BLOCKS, CMT_FOLDED_ALLOCATED };
+
+/* Collapsed stacks, one line "SCOPE;outermost;...;innermost VALUE" per distinct line, sorted,
+ * of the view's total when it has one, else of its one counted process. */
+int cmt_render_folded(FILE *out, const struct cmt_view *v, const struct cmt_render_opts *o,
+                      enum cmt_folded_value what);
+/* The self-contained HTML page (see render-html.c). */
+int cmt_render_html(FILE *out, const struct cmt_view *v, const struct cmt_render_opts *o);
+/* A frame as the text view names it: its function, else file:line, else module+0xOFFSET
+ * (the module's base name), else 0xPC. Returns a malloc'd string, NULL when out of memory. */
+char *cmt_frame_name(const struct cmt_frame *f);
+
 /* "0 B", "1023 B", "1.0 KiB", "12.3 MiB", "4.0 GiB"...: into buf, which it returns. */
 const char *cmt_human_size(uint64_t bytes, char buf[static 32]);
 /* "exited with status 0", "killed by signal 11 (SIGSEGV)", "killed (incomplete)", ... */

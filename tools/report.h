@@ -64,6 +64,16 @@ struct cmt_badfree {
     uint64_t count, sample_addr;
 };
 
+/* One TIMELINE sample: live bytes of the scopes it names, at unix_ns. A scope is named by
+ * its id as in the file, or CMT_TIMELINE_OTHERS for all the scopes not named together; a
+ * scope not named had no live bytes or is among the others. */
+#define CMT_TIMELINE_OTHERS UINT32_MAX
+struct cmt_sample {
+    uint64_t unix_ns;
+    uint32_t n;
+    struct cmt_sample_value { uint32_t scope; uint64_t bytes; } v[CMT_TIMELINE_MAX_SCOPES];
+};
+
 struct cmt_totals {
     uint64_t allocations, bytes_allocated, frees, live_blocks, live_bytes, peak_live_bytes;
     uint64_t invalid_frees, double_frees, stale_frees;
@@ -87,6 +97,7 @@ struct cmt_process {
     struct cmt_scope *scopes;     size_t nscopes;     /* in file order */
     struct cmt_leak *leaks;       size_t nleaks;
     struct cmt_badfree *badfrees; size_t nbadfrees;
+    struct cmt_sample *samples;   size_t nsamples;    /* sorted by time */
     struct cmt_totals totals;
 };
 
