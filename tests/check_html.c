@@ -545,9 +545,11 @@ START_TEST(timeline_from_a_real_program)
         last_grower = g;
         last_steady = st;
     }
-    /* 300 allocations a millisecond apart: samples come at least every few of them, and
-     * never more than the rows hold plus the one taken as the report was written. */
-    ck_assert_msg(n >= 10 && n <= TIMELINE_ROWS + 1, "expected 10 to %u samples, got %zu",
+    /* 300 allocations a millisecond apart. How many samples that gives depends on the
+     * machine (sampling is throttled to a small share of the run's time, and on a loaded
+     * machine the run's own time stretches): at least one during the run and the one taken
+     * as the report was written, never more than the rows hold plus that one. */
+    ck_assert_msg(n >= 2 && n <= TIMELINE_ROWS + 1, "expected 2 to %u samples, got %zu",
                   TIMELINE_ROWS + 1, n);
     ck_assert_msg(ordered && within, "samples out of order or outside the process's life");
     ck_assert_msg(growing, "a scope that never frees must never shrink in the timeline");
