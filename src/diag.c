@@ -116,12 +116,14 @@ static void vformat(struct out *o, const char *fmt, va_list ap)
             put_unsigned(o, (uintptr_t)va_arg(ap, void *), 16);
             break;
         case 's': {
+            /* Strings come from the environment and from the program: a control character
+             * in one (a newline above all) must not break the message into two lines. */
             const char *str = va_arg(ap, const char *);
-            if (precision >= 0 && str) {
-                for (int i = 0; i < precision && str[i]; i++)
-                    put_char(o, str[i]);
-            } else {
-                put_str(o, str);
+            if (!str)
+                str = "(null)";
+            for (int i = 0; (precision < 0 || i < precision) && str[i]; i++) {
+                unsigned char c = (unsigned char)str[i];
+                put_char(o, c < 0x20 || c == 0x7f ? '?' : (char)c);
             }
             break;
         }

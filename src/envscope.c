@@ -47,6 +47,7 @@ static struct {
     int n;
     bool any_thread;            /* some thread: entry exists */
     bool any_func;
+    bool too_many_said;         /* the line about entries past ENTRIES_MAX was given */
     /* signal: windows, process-wide, toggled by a flag the handler sets. */
     atomic_uint window_requests;    /* bit i: entry i's signal arrived */
     struct cmt_instance *window[ENTRIES_MAX];
@@ -80,14 +81,21 @@ static int parse_signal(const char *s)
         if (strcmp(signals[i].name + 3, bare) == 0)
             return signals[i].signo;
     if (strncmp(bare, "RTMIN+", 6) == 0 || strcmp(bare, "RTMIN") == 0) {
-        int off = bare[5] ? atoi(bare + 6) : 0;
-        if (off >= 0 && SIGRTMIN + off <= SIGRTMAX)
-            return SIGRTMIN + off;
-        return 0;
+        const char *num = bare[5] ? bare + 6 : "0";
+        size_t digits = strspn(num, "0123456789");
+        if (digits == 0 || digits > 3 || num[digits] != '\0')
+            return 0;
+        int off = atoi(num);
+        return SIGRTMIN + off <= SIGRTMAX ? SIGRTMIN + off : 0;
     }
-    if (*bare >= '1' && *bare <= '9' && bare[strspn(bare, "0123456789")] == '\0') {
+    if (*bare >= '1' && *bare <= '9' && strspn(bare, "0123456789") <= 3 &&
+        bare[strspn(bare, "0123456789")] == '\0') {
         int n = atoi(bare);
-        return n > 0 && n <= SIGRTMAX && n != SIGKILL && n != SIGSTOP ? n : 0;
+        /* A fault's handler returns to the faulting instruction: a window on one would
+         * turn every crash into an endless loop. */
+        bool fault = n == SIGSEGV || n == SIGBUS || n == SIGFPE || n == SIGILL ||
+                     n == SIGTRAP || n == SIGABRT;
+        return n <= SIGRTMAX && n != SIGKILL && n != SIGSTOP && !fault ? n : 0;
     }
     return 0;
 }
@@ -161,8 +169,10 @@ static void parse_entry(const char *s, const char *end, size_t pos)
         return;
     }
     if (es.n == ENTRIES_MAX) {
-        cmt_diag("CYMEMTRACK_SCOPES: more than %d entries; \"%s\" and later ones ignored",
-                 ENTRIES_MAX, e.name);
+        if (!es.too_many_said)
+            cmt_diag("CYMEMTRACK_SCOPES: more than %d entries; \"%s\" and later ones ignored",
+                     ENTRIES_MAX, e.name);
+        es.too_many_said = true;
         return;
     }
     e.name_id = cmt_name_intern(e.name, e.kind);

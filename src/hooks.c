@@ -547,6 +547,10 @@ CMT_EXPORT void *realloc(void *p, size_t size)
         cmt_shard_unlock(s);
     } else {
         cmt_totals_free(t, old_size);
+        /* p is gone (moved, or freed by realloc(p, 0)): a later free of it is a double free,
+         * as after free(p). */
+        if (q != p)
+            atomic_store_explicit(grave_of((uintptr_t)p), (uintptr_t)p, memory_order_relaxed);
         if (q != NULL && !record_alloc_in(t, inst, q, size, 0))
             untracked_add(q);
     }

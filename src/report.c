@@ -30,10 +30,10 @@
 
 /* The write buffer. Every record is built whole in it, so that its length can be filled in
  * after its payload: the largest record (PROCESS, bounded by PROCESS_MAX) must fit. */
-#define WBUF_SIZE (256u * 1024)
-#define PROCESS_MAX (96u * 1024)
+#define WBUF_SIZE ((size_t)256 * 1024)
+#define PROCESS_MAX ((size_t)96 * 1024)
 /* Bytes of command line a report keeps; a longer one loses its last arguments. */
-#define ARGV_BUDGET (64u * 1024)
+#define ARGV_BUDGET ((size_t)64 * 1024)
 #define LABEL_MAX 4096u
 #define BUILD_ID_MAX 64u
 #define NAME_STR_MAX 256u
@@ -171,7 +171,8 @@ static void put_bytes(struct writer *w, const void *p, size_t n)
 {
     if (n > WBUF_SIZE - w->len)     /* cannot happen: records reserve their room */
         n = WBUF_SIZE - w->len;
-    memcpy(w->buf + w->len, p, n);
+    if (n)      /* p may be NULL then (a module without build-id): memcpy must not see it */
+        memcpy(w->buf + w->len, p, n);
     w->len += n;
 }
 
@@ -1108,6 +1109,14 @@ static void write_locked(int how, int code, const char *label, bool careful)
     gather(&g, careful);
     struct writer w = { .fd = -1 };
     w.buf = cmt_raw_map(WBUF_SIZE);
+    if (how == CMT_END_RUNNING && (!w.buf || g.oom)) {
+        /* Short of memory for a checkpoint: the previous one stays, and nothing is said; the
+         * next checkpoint or the ending tries again, and speaks if it fails too. */
+        if (w.buf)
+            cmt_raw_unmap(w.buf, WBUF_SIZE);
+        gather_release(&g);
+        return;
+    }
     if (!w.buf) {
         if (!rep.said)
             cmt_diag("out of memory for writing the report; no report is written");
@@ -1154,12 +1163,21 @@ static void write_locked(int how, int code, const char *label, bool careful)
         if (replace && !w.error && syscall(SYS_rename, rep.tmp, rep.path) != 0)
             w.error = errno;
         if (w.error) {
+            /* A first write that did not even get the header out leaves a file no reader
+             * can tell from a corrupt one: better none, and a later write tries again. */
+            bool nothing = !replace && how != CMT_END_SNAPSHOT &&
+                           w.off < CMT_REPORT_HEADER_SIZE;
             if (replace)
                 syscall(SYS_unlink, rep.tmp);
+            if (nothing) {
+                syscall(SYS_unlink, rep.path);
+                rep.have_file = false;
+            }
             if (!rep.said)
-                cmt_diag(replace ? "cannot write the report to %s (%s); the previous one "
-                                   "stays"
-                                 : "cannot write the report to %s (%s); it is cut short",
+                cmt_diag(replace   ? "cannot write the report to %s (%s); the previous one "
+                                     "stays"
+                         : nothing ? "cannot write the report to %s (%s); no report is written"
+                                   : "cannot write the report to %s (%s); it is cut short",
                          rep.path, reason(w.error));
             rep.said = true;
         }

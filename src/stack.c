@@ -20,6 +20,10 @@
 
 #include "cmt.h"
 
+/* Weak: stack.c is also linked, without the entry hooks, into test programs. */
+extern char cmt_funchook_return_stub[] __attribute__((weak));
+uintptr_t cmt_funchook_real_return(uintptr_t pc, uintptr_t sp) __attribute__((weak));
+
 /* ---- knobs for tests and bench/unwind (not part of the interface) ------------------- */
 
 /* Which unwinder captures: 0 the cached rules (libunwind for what they cannot describe),
@@ -113,8 +117,7 @@ static inline uint64_t mix64(uint64_t h)
 }
 
 /* A stack's hash: each frame mixed on its own and summed, so that the multiplications do not
- * wait on each other (the walk adds each frame as it finds it, while it waits on memory);
- * the position is part of each term. */
+ * wait on each other; the position is part of each term. */
 static inline uint64_t hash_frame(uint64_t h, uint32_t i, uintptr_t pc)
 {
     uint64_t v = (pc ^ (i * UINT64_C(0x9E3779B97F4A7C15))) * UINT64_C(0xff51afd7ed558ccd);
@@ -831,11 +834,9 @@ static CMT_NOINLINE void memo_reset(struct memo *m, unsigned gen)
 
 /* Walks the calling thread's stack with the cached rules: up to depth return addresses past
  * the tracker's own frames (see skip_frame; from is where cmt_stack_capture returns to).
- * Returns how many, and their hash_pcs() in *hash, or -1 when a frame needs libunwind. Reads
- * only what the unwind tables say the frames hold, with the CFA checked to move up the
- * stack. */
-static CMT_NOINLINE int unwind_cached(uintptr_t *pcs, int depth, uintptr_t from,
-                                      uint64_t *hash)
+ * Returns how many, or -1 when a frame needs libunwind. Reads only what the unwind tables
+ * say the frames hold, with the CFA checked to move up the stack. */
+static CMT_NOINLINE int unwind_cached(uintptr_t *pcs, int depth, uintptr_t from)
 {
     uintptr_t pc, sp, bp;
     __asm__ volatile("lea 0(%%rip), %0\n\t"
@@ -850,7 +851,6 @@ static CMT_NOINLINE int unwind_cached(uintptr_t *pcs, int depth, uintptr_t from,
     uintptr_t key = pc;
     int n = 0, skipped = 0;
     bool reached = false;
-    uint64_t h = 0;
     for (unsigned step = 0;; step++) {
         uint64_t rule = memo_get(m, step, key);
         if (cmt_unlikely(!rule)) {
@@ -859,6 +859,8 @@ static CMT_NOINLINE int unwind_cached(uintptr_t *pcs, int depth, uintptr_t from,
                 rule = rule_miss(key, key != pc);
                 t = atomic_load_explicit(&stk.rules, memory_order_acquire);
                 gen = atomic_load_explicit(&stk.gen, memory_order_relaxed);
+                if (cmt_unlikely(m->gen != gen))
+                    memo_reset(m, gen);     /* a module went away: forget the rest too */
             }
             memo_put(m, step, key, rule);
         }
@@ -872,6 +874,10 @@ static CMT_NOINLINE int unwind_cached(uintptr_t *pcs, int depth, uintptr_t from,
         if (cmt_unlikely(cfa <= sp || cfa - sp > FRAME_MAX_BYTES || (cfa & 7)))
             return -1;
         uintptr_t ra = ((const uintptr_t *)cfa)[-1];
+        /* A call hooked by a func: scope returns through funchook's stub, which has no
+         * unwind rule: the real return address is on the thread's shadow stack. */
+        if (cmt_unlikely(cmt_funchook_return_stub && ra == (uintptr_t)cmt_funchook_return_stub))
+            ra = cmt_funchook_real_return(ra, cfa);
         if (rule & RULE_RBP_SAVED)
             bp = *(const uintptr_t *)(cfa + (intptr_t)(int16_t)(rule >> RULE_RBP_SHIFT));
         sp = cfa;
@@ -881,14 +887,12 @@ static CMT_NOINLINE int unwind_cached(uintptr_t *pcs, int depth, uintptr_t from,
             if (++skipped > SKIP_MAX)
                 return 0;
         } else {
-            h = hash_frame(h, (uint32_t)n, ra);
             pcs[n++] = ra;
             if (n == depth)
                 break;
         }
         key = ra - 1;       /* the call instruction: ra may already be the next function */
     }
-    *hash = hash_done(h, (uint32_t)n);
     return n;
 }
 
@@ -924,16 +928,14 @@ static void unwinder_init(void)
     atomic_store_explicit(&stk.rules, rules_new(RULES_INITIAL), memory_order_release);
 }
 
-static inline int unwind(uintptr_t *pcs, int depth, uintptr_t from, uint64_t *hash)
+static inline int unwind(uintptr_t *pcs, int depth, uintptr_t from)
 {
-    int n = cmt_likely(cmt_stack_unwinder == 0) ? unwind_cached(pcs, depth, from, hash) : -1;
+    int n = cmt_likely(cmt_stack_unwinder == 0) ? unwind_cached(pcs, depth, from) : -1;
     if (n >= 0)
         return n;
     if (cmt_stack_unwinder == 0)
         atomic_fetch_add_explicit(&cmt_stack_fallbacks, 1, memory_order_relaxed);
-    n = unwind_libunwind(pcs, depth, from);
-    *hash = hash_pcs(pcs, (uint32_t)n);
-    return n;
+    return unwind_libunwind(pcs, depth, from);
 }
 
 static void unwinder_lock(void)
@@ -949,12 +951,11 @@ static void unwinder_unlock(void)
 #else /* !HAVE_LIBUNWIND: built without an unwinder, no stacks */
 
 static void unwinder_init(void) {}
-static inline int unwind(uintptr_t *pcs, int depth, uintptr_t from, uint64_t *hash)
+static inline int unwind(uintptr_t *pcs, int depth, uintptr_t from)
 {
     (void)pcs;
     (void)depth;
     (void)from;
-    *hash = 0;
     return 0;
 }
 static void unwinder_lock(void) {}
@@ -971,14 +972,6 @@ static inline const struct stack_rec *rec_of(uint32_t id)
     return chunk[(id - 1) % INDEX_CHUNK];
 }
 
-static inline bool same_frames(const uintptr_t *a, const uintptr_t *b, uint32_t n)
-{
-    uintptr_t diff = 0;
-    for (uint32_t i = 0; i < n; i++)
-        diff |= a[i] ^ b[i];
-    return diff == 0;
-}
-
 static inline uint32_t slots_find(const struct stack_slots *s, uint64_t h,
                                   const uintptr_t *pcs, uint32_t n)
 {
@@ -989,7 +982,7 @@ static inline uint32_t slots_find(const struct stack_slots *s, uint64_t h,
             return 0;
         if ((uint32_t)(v >> 32) == tag) {
             const struct stack_rec *r = rec_of((uint32_t)v);
-            if (r->depth == n && same_frames(r->pcs, pcs, n))
+            if (r->depth == n && memcmp(r->pcs, pcs, n * sizeof *pcs) == 0)
                 return (uint32_t)v;
         }
     }
@@ -1095,10 +1088,10 @@ CMT_NOINLINE uint32_t cmt_stack_capture(void)
     if (depth > CMT_STACK_MAX_DEPTH)
         depth = CMT_STACK_MAX_DEPTH;
     uintptr_t pcs[CMT_STACK_MAX_DEPTH];
-    uint64_t h;
-    int n = unwind(pcs, depth, from, &h);
+    int n = unwind(pcs, depth, from);
     if (n <= 0)
         return 0;
+    uint64_t h = hash_pcs(pcs, (uint32_t)n);
     const struct stack_slots *s = atomic_load_explicit(&stk.slots, memory_order_acquire);
     uint32_t id = s ? slots_find(s, h, pcs, (uint32_t)n) : 0;
     return cmt_likely(id != 0) ? id : stack_add(h, pcs, (uint32_t)n);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "render.h"
 #include "report.h"
 
 /* Runs envprog under the preload with scopes, reports in the run's directory. */
@@ -80,6 +81,20 @@ START_TEST(func_scopes_count_each_call)
                100 + 102 + 104 + 106 + 108);
     ASSERT_ROW(scope_named(&p, "helper"), CMT_REPORT_KIND_FUNC, 3, 3, 3, 0, 0);
     ck_assert_int_eq(cmt_count_lines(r.err, "cymemtrack:"), 0);
+    /* The leak's stack goes on past the hooked function, whose return address the hook
+     * redirects: handle_request, then main. */
+    struct cmt_symbolizer *sym = cmt_symbolizer_new();
+    cmt_symbolize(sym, &p);
+    const struct cmt_scope *req = scope_named(&p, "request");
+    const struct cmt_stack *st = NULL;
+    for (size_t i = 0; i < p.nleaks && !st; i++)
+        if (p.leaks[i].scope == req->id)
+            st = cmt_process_stack(&p, p.leaks[i].stack);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_uint_ge(st->depth, 2);
+    ck_assert_str_eq(st->frames[0].function ? st->frames[0].function : "?", "handle_request");
+    ck_assert_str_eq(st->frames[1].function ? st->frames[1].function : "?", "main");
+    cmt_symbolizer_free(sym);
     cmt_process_free(&p);
     cmt_run_free(&r);
 }

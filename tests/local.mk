@@ -20,6 +20,14 @@ tests_check_table_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_check_table_CFLAGS = $(TEST_CFLAGS)
 tests_check_table_LDADD = $(TEST_LDADD) libcmtcore.la
 
+# Stack capture, linked in; -export-dynamic so that dladdr names the suite's own frames.
+check_PROGRAMS += tests/check_stack
+tests_check_stack_SOURCES = tests/check_stack.c
+tests_check_stack_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_check_stack_CFLAGS = $(TEST_CFLAGS) -pthread
+tests_check_stack_LDFLAGS = -export-dynamic
+tests_check_stack_LDADD = $(TEST_LDADD) libcmtcore.la -ldl -lpthread
+
 check_PROGRAMS += tests/check_malloc
 tests_check_malloc_SOURCES = tests/check_malloc.c
 tests_check_malloc_CPPFLAGS = $(TEST_CPPFLAGS)
@@ -186,6 +194,63 @@ tests_check_envscope_CFLAGS = $(TEST_CFLAGS)
 tests_check_envscope_LDADD = $(TEST_LDADD) tools/libcmtreport.la
 EXTRA_tests_check_envscope_DEPENDENCIES = tests/progs/envprog$(EXEEXT)
 endif
+
+# Faults (check_faults) and bad input (check_badinput, which also feeds broken and huge
+# files to the cymem-report program): fault_prog and badfree_prog run under the preload and
+# call the API, linked -no-install so that the preload tracks them and not libtool's
+# wrapper script. Each suite prints "figures:" lines for tests/RELIABILITY.md.
+EXTRA_PROGRAMS += tests/progs/fault_prog tests/progs/badfree_prog
+tests_progs_fault_prog_SOURCES = tests/progs/fault_prog.c
+tests_progs_fault_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin -pthread
+tests_progs_fault_prog_LDFLAGS = -no-install
+tests_progs_fault_prog_LDADD = libcymemtrack-api.la -lpthread
+tests_progs_badfree_prog_SOURCES = tests/progs/badfree_prog.c
+tests_progs_badfree_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_progs_badfree_prog_LDFLAGS = -no-install
+tests_progs_badfree_prog_LDADD = libcymemtrack-api.la
+CLEANFILES += tests/progs/fault_prog$(EXEEXT) tests/progs/badfree_prog$(EXEEXT)
+check_PROGRAMS += tests/check_faults
+tests_check_faults_SOURCES = tests/check_faults.c
+tests_check_faults_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir)/tools
+tests_check_faults_CFLAGS = $(TEST_CFLAGS)
+tests_check_faults_LDADD = $(TEST_LDADD) tools/libcmtreport.la
+EXTRA_tests_check_faults_DEPENDENCIES = tests/progs/fault_prog$(EXEEXT)
+check_PROGRAMS += tests/check_badinput
+tests_check_badinput_SOURCES = tests/check_badinput.c
+tests_check_badinput_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir)/tools \
+	-DCMT_TEST_TOOLS='"$(abs_top_builddir)/tools"'
+tests_check_badinput_CFLAGS = $(TEST_CFLAGS)
+tests_check_badinput_LDADD = $(TEST_LDADD) tools/libcmtreport.la
+EXTRA_tests_check_badinput_DEPENDENCIES = tests/progs/fault_prog$(EXEEXT) \
+	tests/progs/badfree_prog$(EXEEXT) tools/cymem-report$(EXEEXT)
+
+# On demand and in CI, not in make check (each takes a minute or more):
+# check-sanitizers: cymem-report on real reports under valgrind and ASan+UBSan (a tools-only
+#   build in tests/asan); lint: cppcheck and clang-tidy against tests/lint-baseline.txt;
+# reliability: the suites, a fuzz run and check-sanitizers, then tests/RELIABILITY.md.
+CMT_SANITIZER_PROGS = tools/cymem-report$(EXEEXT) tests/progs/fault_prog$(EXEEXT) \
+	tests/progs/badfree_prog$(EXEEXT) tests/progs/report_prog$(EXEEXT) libcymemtrack.la
+check-sanitizers: $(CMT_SANITIZER_PROGS)
+	$(SHELL) $(srcdir)/tests/report-sanitizers.sh $(abs_top_srcdir) $(abs_top_builddir)
+lint:
+	$(SHELL) $(srcdir)/tests/lint.sh $(abs_top_srcdir) $(abs_top_builddir)
+CMT_RELIABILITY_SUITES = tests/check_compat tests/check_threads tests/check_fork \
+	tests/check_report tests/check_faults tests/check_badinput tests/check_envscope \
+	tests/check_reader tests/reader-valgrind.sh tests/check_cli
+reliability: $(CMT_SANITIZER_PROGS)
+	-$(MAKE) $(AM_MAKEFLAGS) check TESTS='$(CMT_RELIABILITY_SUITES)'
+	-$(SHELL) $(srcdir)/tests/fuzz/run-fuzz.sh 30 > tests/reliability-fuzz.log 2>&1
+	-$(SHELL) $(srcdir)/tests/report-sanitizers.sh $(abs_top_srcdir) $(abs_top_builddir) \
+	  > tests/reliability-sanitizers.log 2>&1
+	python3 $(srcdir)/tests/reliability-figures --builddir . \
+	  --fuzz-log tests/reliability-fuzz.log --sanitizers-log tests/reliability-sanitizers.log \
+	  -o $(srcdir)/tests/RELIABILITY.md
+	@echo "wrote $(srcdir)/tests/RELIABILITY.md"
+clean-local: clean-cmt-reliability
+clean-cmt-reliability:
+	-rm -rf tests/asan tests/reliability-fuzz.log tests/reliability-sanitizers.log
+EXTRA_DIST += tests/report-sanitizers.sh tests/lint.sh tests/lint-baseline.txt \
+	tests/reliability-figures tests/RELIABILITY.md
 
 TESTS += $(check_PROGRAMS)
 # Suites that run programs under the preload need the library built first.

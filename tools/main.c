@@ -101,7 +101,10 @@ static unsigned terminal_width(void)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* The program, with the two arrays main() owns: every way out of here leaves them to main to
+ * free, so that no return path leaks (valgrind and LeakSanitizer check cymem-report's error
+ * paths too). */
+static int run(int argc, char **argv, const char **scopes, const char **supp_files)
 {
     enum { OPT_JSON = 256, OPT_SCOPE, OPT_TOP, OPT_MIN_BYTES, OPT_SUPP, OPT_FAIL, OPT_VERSION,
            OPT_FOLDED, OPT_HTML };
@@ -122,11 +125,7 @@ int main(int argc, char **argv)
     enum cmt_folded_value folded_value = CMT_FOLDED_LEAKED;
     const char *html = NULL;
     struct cmt_render_opts o = { 0 };
-    const char **scopes = calloc((size_t)argc + 1, sizeof *scopes);
-    const char **supp_files = calloc((size_t)argc + 1, sizeof *supp_files);
     size_t nsupp = 0;
-    if (!scopes || !supp_files)
-        cmt_die("out of memory");
     o.scopes = scopes;
 
     cmt_diag_prog("cymem-report");
@@ -203,8 +202,10 @@ int main(int argc, char **argv)
     /* Suppressions first: a mistake in them is a usage error, found before any work. */
     struct cmt_suppressions supp = { 0 };
     for (size_t i = 0; i < nsupp; i++)
-        if (cmt_suppressions_load(&supp, supp_files[i]))
+        if (cmt_suppressions_load(&supp, supp_files[i])) {
+            cmt_suppressions_free(&supp);
             return EXIT_USAGE;
+        }
 
     size_t nfiles = (size_t)(argc - optind), nprocs = 0;
     struct cmt_process *procs = calloc(nfiles + 1, sizeof *procs);
@@ -219,8 +220,11 @@ int main(int argc, char **argv)
         else
             status = EXIT_USAGE;
     }
-    if (nprocs == 0)
+    if (nprocs == 0) {
+        free(procs);
+        cmt_suppressions_free(&supp);
         return EXIT_USAGE;
+    }
 
     struct cmt_symbolizer *sym = cmt_symbolizer_new();
     for (size_t i = 0; i < nprocs; i++)
@@ -228,8 +232,13 @@ int main(int argc, char **argv)
     cmt_symbolizer_free(sym);
 
     struct cmt_view view;
-    if (cmt_view_build(&view, procs, nprocs))
+    if (cmt_view_build(&view, procs, nprocs)) {
+        for (size_t i = 0; i < nprocs; i++)
+            cmt_process_free(&procs[i]);
+        free(procs);
+        cmt_suppressions_free(&supp);
         return EXIT_USAGE;
+    }
     for (size_t i = 0; i < nprocs; i++)
         cmt_suppressions_apply(&supp, &procs[i]);
     if (view.has_total)
@@ -271,6 +280,16 @@ int main(int argc, char **argv)
         cmt_process_free(&procs[i]);
     free(procs);
     cmt_suppressions_free(&supp);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    const char **scopes = calloc((size_t)argc + 1, sizeof *scopes);
+    const char **supp_files = calloc((size_t)argc + 1, sizeof *supp_files);
+    if (!scopes || !supp_files)
+        cmt_die("out of memory");
+    int status = run(argc, argv, scopes, supp_files);
     free(scopes);
     free(supp_files);
     return status;
