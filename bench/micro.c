@@ -175,6 +175,27 @@ static void scope_bulk(struct job *j, uint64_t *rng)
 #define scope_bulk NULL
 #endif
 
+/* A function that allocates nothing, called in a loop: bench/run puts a func: scope on it
+ * (CYMEMTRACK_SCOPES=call=func:cmt_bench_empty_call), so an op is one call with the scope
+ * opened at its entry and closed at its return. Long enough to take the entry jump. */
+static volatile int call_sink;
+int cmt_bench_empty_call(int x);
+__attribute__((noinline)) int cmt_bench_empty_call(int x)
+{
+    call_sink = x;
+    return x * 3 + 1;
+}
+
+static void func_calls(struct job *j, uint64_t *rng)
+{
+    int acc = (int)(*rng & 0xff);
+    pthread_barrier_wait(j->start);
+    for (uint64_t i = 0; i < j->ops; i++)
+        acc = cmt_bench_empty_call(acc) & 0xffff;
+    call_sink = acc;
+    j->end = now_ns();
+}
+
 struct workload {
     const char *name;
     void (*run)(struct job *j, uint64_t *rng);
@@ -187,6 +208,7 @@ static const struct workload workloads[] = {
     {"calloc", calloc_pairs},
     {"scope-free", scope_free},
     {"scope-bulk", scope_bulk},
+    {"func-call", func_calls},
 };
 
 static void *thread_main(void *arg)

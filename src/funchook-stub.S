@@ -2,9 +2,10 @@
  * funchook-stub.S — the two pieces of funchook.c that C cannot express: the common entry
  * stub every hook's trampoline jumps to, and the return stub a hooked call returns into.
  *
- * Both save exactly what the ABI says is live at that point (argument registers at entry,
- * return registers at return), call C, and leave through an indirect jump, never a `ret`,
- * so that the CPU's return-address predictions for the program's own frames stay right.
+ * Both keep every register the ABI lets a callee clobber (a caller built with
+ * interprocedural register allocation relies on the ones the hooked function leaves alone),
+ * except r11 at entry, which carries the hook, and call C. The entry stub leaves through an
+ * indirect jump; the return stub through a ret into the real return address.
  * Never touch the x87 stack or the upper halves of the vector registers.
  */
 #include "config.h"
@@ -30,7 +31,7 @@ cmt_funchook_enter_stub:
         movq    %rsp, %rbp
         .cfi_def_cfa_register %rbp
         andq    $-16, %rsp              /* callers that do not align the stack exist */
-        subq    $208, %rsp
+        subq    $336, %rsp
         movq    %rdi, 0(%rsp)
         movq    %rsi, 8(%rsp)
         movq    %rdx, 16(%rsp)
@@ -48,6 +49,14 @@ cmt_funchook_enter_stub:
         movaps  %xmm5, 160(%rsp)
         movaps  %xmm6, 176(%rsp)
         movaps  %xmm7, 192(%rsp)
+        movaps  %xmm8, 208(%rsp)        /* not arguments, but see the return stub */
+        movaps  %xmm9, 224(%rsp)
+        movaps  %xmm10, 240(%rsp)
+        movaps  %xmm11, 256(%rsp)
+        movaps  %xmm12, 272(%rsp)
+        movaps  %xmm13, 288(%rsp)
+        movaps  %xmm14, 304(%rsp)
+        movaps  %xmm15, 320(%rsp)
         movq    %r11, %rdi
         leaq    8(%rbp), %rsi
         call    cmt_funchook_enter
@@ -68,6 +77,14 @@ cmt_funchook_enter_stub:
         movaps  160(%rsp), %xmm5
         movaps  176(%rsp), %xmm6
         movaps  192(%rsp), %xmm7
+        movaps  208(%rsp), %xmm8
+        movaps  224(%rsp), %xmm9
+        movaps  240(%rsp), %xmm10
+        movaps  256(%rsp), %xmm11
+        movaps  272(%rsp), %xmm12
+        movaps  288(%rsp), %xmm13
+        movaps  304(%rsp), %xmm14
+        movaps  320(%rsp), %xmm15
         movq    %rbp, %rsp
         popq    %rbp
         .cfi_def_cfa %rsp, 8
@@ -101,23 +118,69 @@ cmt_funchook_return_stub:
         movq    %rsp, %rbp
         .cfi_def_cfa_register %rbp
         andq    $-16, %rsp
-        subq    $48, %rsp
+        /* Every register the ABI lets a callee clobber is kept, not only the return
+         * registers: a caller compiled with interprocedural register allocation (GCC's
+         * -fipa-ra, on at -O2) keeps values in caller-saved registers across a call to a
+         * function it knows leaves them alone, and the hooked function is such a one. */
+        subq    $336, %rsp
         movq    %rax, 0(%rsp)
         movq    %rdx, 8(%rsp)
-        movaps  %xmm0, 16(%rsp)
-        movaps  %xmm1, 32(%rsp)
+        movq    %rcx, 16(%rsp)
+        movq    %rsi, 24(%rsp)
+        movq    %rdi, 32(%rsp)
+        movq    %r8, 40(%rsp)
+        movq    %r9, 48(%rsp)
+        movq    %r10, 56(%rsp)
+        movq    %r11, 64(%rsp)
+        movaps  %xmm0, 80(%rsp)
+        movaps  %xmm1, 96(%rsp)
+        movaps  %xmm2, 112(%rsp)
+        movaps  %xmm3, 128(%rsp)
+        movaps  %xmm4, 144(%rsp)
+        movaps  %xmm5, 160(%rsp)
+        movaps  %xmm6, 176(%rsp)
+        movaps  %xmm7, 192(%rsp)
+        movaps  %xmm8, 208(%rsp)
+        movaps  %xmm9, 224(%rsp)
+        movaps  %xmm10, 240(%rsp)
+        movaps  %xmm11, 256(%rsp)
+        movaps  %xmm12, 272(%rsp)
+        movaps  %xmm13, 288(%rsp)
+        movaps  %xmm14, 304(%rsp)
+        movaps  %xmm15, 320(%rsp)
         leaq    8(%rbp), %rdi
         call    cmt_funchook_return
         movq    0(%rsp), %rax
         movq    8(%rsp), %rdx
-        movaps  16(%rsp), %xmm0
-        movaps  32(%rsp), %xmm1
+        movq    16(%rsp), %rcx
+        movq    24(%rsp), %rsi
+        movq    32(%rsp), %rdi
+        movq    40(%rsp), %r8
+        movq    48(%rsp), %r9
+        movq    56(%rsp), %r10
+        movq    64(%rsp), %r11
+        movaps  80(%rsp), %xmm0
+        movaps  96(%rsp), %xmm1
+        movaps  112(%rsp), %xmm2
+        movaps  128(%rsp), %xmm3
+        movaps  144(%rsp), %xmm4
+        movaps  160(%rsp), %xmm5
+        movaps  176(%rsp), %xmm6
+        movaps  192(%rsp), %xmm7
+        movaps  208(%rsp), %xmm8
+        movaps  224(%rsp), %xmm9
+        movaps  240(%rsp), %xmm10
+        movaps  256(%rsp), %xmm11
+        movaps  272(%rsp), %xmm12
+        movaps  288(%rsp), %xmm13
+        movaps  304(%rsp), %xmm14
+        movaps  320(%rsp), %xmm15
         movq    %rbp, %rsp
         popq    %rbp
         .cfi_def_cfa %rsp, 8
-        popq    %r11
-        .cfi_def_cfa_offset 0
-        jmp     *%r11
+        /* The slot now holds the real return address: a plain ret, which clobbers nothing
+         * (an indirect jump would need a register). */
+        ret
         .cfi_endproc
         .size   cmt_funchook_return_stub, .-cmt_funchook_return_stub
 

@@ -249,6 +249,25 @@ START_TEST(xmllint_scopes_on_libxml2)
 }
 END_TEST
 
+/* A caller built at -O2 keeps loop state in caller-saved registers the hooked function
+ * never touches: the hook must leave them alone too (once, it clobbered rcx and the loop
+ * never ended). */
+START_TEST(hook_keeps_the_callers_registers)
+{
+    char *argv[] = { (char *)cmt_test_prog("ipara"), NULL };
+    char *env[] = { "CYMEMTRACK_SCOPES=leaf=func:hooked_leaf", NULL };
+    struct cmt_run plain, hooked;
+    cmt_run(&plain, 0, argv, NULL);
+    cmt_run(&hooked, 1, argv, env);
+    ck_assert_int_eq(plain.exit_code, 0);
+    ck_assert_int_eq(hooked.exit_code, 0);
+    ck_assert_str_eq(hooked.out, plain.out);
+    ck_assert_int_eq(cmt_count_lines(hooked.err, "cymemtrack:"), 0);
+    cmt_run_free(&plain);
+    cmt_run_free(&hooked);
+}
+END_TEST
+
 static Suite *envscope_suite(void)
 {
     Suite *s = suite_create("envscope");
@@ -260,6 +279,7 @@ static Suite *envscope_suite(void)
     tcase_add_test(tc, signal_window_and_its_snapshot);
     tcase_add_test(tc, all_kinds_together);
     tcase_add_test(tc, xmllint_scopes_on_libxml2);
+    tcase_add_test(tc, hook_keeps_the_callers_registers);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_add_test(tc, bad_entries_are_named_and_skipped);

@@ -181,7 +181,10 @@ clean-test-reports:
 
 # CYMEMTRACK_SCOPES on an unchanged program (needs func: hooking, hence Zydis).
 if HAVE_ZYDIS
-EXTRA_PROGRAMS += tests/progs/envprog
+EXTRA_PROGRAMS += tests/progs/envprog tests/progs/ipara
+tests_progs_ipara_SOURCES = tests/progs/ipara.c
+tests_progs_ipara_CFLAGS = $(AM_CFLAGS) -O2
+CLEANFILES += tests/progs/ipara$(EXEEXT)
 tests_progs_envprog_SOURCES = tests/progs/envprog.c
 # -O2 -fno-builtin: its functions stay real calls, and its allocations stay as written.
 tests_progs_envprog_CFLAGS = $(AM_CFLAGS) -g -O2 -fno-builtin -pthread
@@ -192,7 +195,7 @@ tests_check_envscope_SOURCES = tests/check_envscope.c
 tests_check_envscope_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir)/tools
 tests_check_envscope_CFLAGS = $(TEST_CFLAGS)
 tests_check_envscope_LDADD = $(TEST_LDADD) tools/libcmtreport.la
-EXTRA_tests_check_envscope_DEPENDENCIES = tests/progs/envprog$(EXEEXT)
+EXTRA_tests_check_envscope_DEPENDENCIES = tests/progs/envprog$(EXEEXT) tests/progs/ipara$(EXEEXT)
 endif
 
 # Faults (check_faults) and bad input (check_badinput, which also feeds broken and huge
