@@ -328,31 +328,9 @@ END_TEST
 
 /* ---- broken report files fed to cymem-report ------------------------------------------- */
 
-static char scratch[PATH_MAX];
-
 static void scratch_setup(void)
 {
-    snprintf(scratch, sizeof scratch, "%s/cmt-badinput.XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(scratch))
-        abort();
-}
-
-static void scratch_teardown(void)
-{
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", scratch);
-}
-
-static const char *sp(const char *name)
-{
-    static char buf[4][PATH_MAX];
-    static int next;
-    char *b = buf[next++ % 4];
-    snprintf(b, PATH_MAX, "%s/%s", scratch, name);
-    return b;
+    cmt_scratch_setup("badinput");
 }
 
 static void put_file(const char *path, const void *data, size_t len)
@@ -464,7 +442,7 @@ START_TEST(files_that_are_not_reports)
         { "reclen.cmt", "CYMEMTRK\x01\0\0\0\x10\0\0\0\x63\0\0\0\xf0\xff\xff\xff", 24, 20 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *path = sp(cases[i].name);
+        const char *path = cmt_scratch_path(cases[i].name);
         unsigned char next[16] = "CYMEMTRK";
         uint32_t v = CMT_REPORT_VERSION + 1;
         memcpy(next + 8, (unsigned char[]){ (unsigned char)v, (unsigned char)(v >> 8),
@@ -479,7 +457,7 @@ START_TEST(files_that_are_not_reports)
         }
     }
     /* An executable, /dev/null, a directory. */
-    const char *others[] = { REPORT, "/dev/null", scratch };
+    const char *others[] = { REPORT, "/dev/null", cmt_scratch_dir() };
     for (size_t i = 0; i < 3; i++) {
         report_run(&r, NULL, others[i]);
         ck_assert_msg(r.exit_code == 2 && r.signal == 0 && count_lines(r.err) == 1 &&
@@ -519,7 +497,7 @@ START_TEST(corrupted_real_reports)
     for (size_t o = 3; o < len && n < 1024; o += len / 24)
         where[n++] = o;
     unsigned rejected = 0, read = 0;
-    const char *path = sp("flip.cmt");
+    const char *path = cmt_scratch_path("flip.cmt");
     for (size_t k = 0; k < n; k++) {
         unsigned char *b = malloc(len);
         memcpy(b, good, len);
@@ -559,7 +537,7 @@ START_TEST(real_reports_cut_short)
     size_t nrec = record_offsets(good, len, rec, 512);
     /* Inside the header of a record, inside a record, just before END. */
     size_t cuts[] = { rec[1] + 3, rec[nrec / 2] + 11, rec[nrec - 1] };
-    const char *path = sp("cut.cmt");
+    const char *path = cmt_scratch_path("cut.cmt");
     unsigned n = 0;
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         put_file(path, good, cuts[i]);
@@ -608,7 +586,7 @@ START_TEST(huge_files)
 {
     size_t len;
     unsigned char *good = real_report(&len);
-    const char *small = sp("small.cmt"), *huge = sp("huge.cmt");
+    const char *small = cmt_scratch_path("small.cmt"), *huge = cmt_scratch_path("huge.cmt");
     put_file(small, good, len);
     struct cmt_run want, r;
     report_run(&want, NULL, small);
@@ -674,7 +652,7 @@ static Suite *badinput_suite(void)
 
     tc = tcase_create("report files");
     tcase_set_timeout(tc, 120);
-    tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
+    tcase_add_checked_fixture(tc, scratch_setup, cmt_scratch_teardown);
     tcase_add_test(tc, files_that_are_not_reports);
     tcase_add_test(tc, corrupted_real_reports);
     tcase_add_test(tc, real_reports_cut_short);

@@ -38,58 +38,11 @@
 #define SCHEMA CMT_TEST_SRCDIR "/tools/cymem-report.schema.json"
 #define PYTHON "/usr/bin/python3"
 
-/* ---- scratch files ------------------------------------------------------------------- */
-
-static char scratch[PATH_MAX];
+/* ---- scratch files: tests/harness.c --------------------------------------------------- */
 
 static void scratch_setup(void)
 {
-    snprintf(scratch, sizeof scratch, "%s/cmt-cli.XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(scratch))
-        abort();
-}
-
-static void scratch_teardown(void)
-{
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", scratch);
-}
-
-/* scratch/name, in one of a few rotating buffers. */
-static const char *sp(const char *name)
-{
-    static char buf[8][PATH_MAX];
-    static int next;
-    char *b = buf[next++ % 8];
-    snprintf(b, PATH_MAX, "%s/%s", scratch, name);
-    return b;
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t n = getdelim(&buf, &cap, '\0', f);
-    fclose(f);
-    if (n < 0) {
-        free(buf);
-        return strdup("");
-    }
-    return buf;
+    cmt_scratch_setup("cli");
 }
 
 /* ---- reports built by hand ----------------------------------------------------------- */
@@ -167,7 +120,7 @@ static const char *demo_file(const char *name, const struct demo *d)
 {
     struct cmt_rb b;
     demo_build(&b, d);
-    const char *path = sp(name);
+    const char *path = cmt_scratch_path(name);
     ck_assert_int_eq(cmt_rb_write(&b, path, SIZE_MAX), 0);
     cmt_rb_free(&b);
     return path;
@@ -234,10 +187,10 @@ static void golden(const char *name, const char *got)
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/tests/golden/%s", CMT_TEST_SRCDIR, name);
     if (getenv("CMT_UPDATE_GOLDEN")) {
-        write_text(path, got);
+        cmt_write_text(path, got);
         return;
     }
-    char *want = read_text(path);
+    char *want = cmt_read_text(path);
     ck_assert_msg(want != NULL, "golden file %s is missing (CMT_UPDATE_GOLDEN=1 makes it)",
                   path);
     if (strcmp(want, got) != 0) {
@@ -277,8 +230,8 @@ static void assert_width(const char *text, size_t width)
 /* Runs the JSON Schema validator (Debian's python3-jsonschema) on json. */
 static void validate_json(const char *json)
 {
-    const char *doc = sp("doc.json");
-    write_text(doc, json);
+    const char *doc = cmt_scratch_path("doc.json");
+    cmt_write_text(doc, json);
     char *const argv[] = {
         PYTHON, "-c",
         "import json, sys, jsonschema\n"
@@ -389,10 +342,10 @@ START_TEST(text_drops_zero_columns)
     const uint64_t totals[9] = { 240, 79258, 72, 168, 33792, 66048, 0, 0, 0 };
     cmt_rb_totals(&b, totals);
     cmt_rb_end_rec(&b, CMT_END_EXIT, 0, "");
-    ck_assert_int_eq(cmt_rb_write(&b, sp("true.cmt"), SIZE_MAX), 0);
+    ck_assert_int_eq(cmt_rb_write(&b, cmt_scratch_path("true.cmt"), SIZE_MAX), 0);
     cmt_rb_free(&b);
     struct cmt_process p;
-    ck_assert_int_eq(cmt_report_read(sp("true.cmt"), &p), 0);
+    ck_assert_int_eq(cmt_report_read(cmt_scratch_path("true.cmt"), &p), 0);
     struct cmt_render_opts o = { .top = 10, .width = 80 };
     char *out = render(&p, 1, false, &o, NULL);
     ck_assert_msg(strstr(out, "\n  scope   kind    instances  blocks     bytes  frees  blocks"
@@ -694,9 +647,9 @@ static size_t family_files(const char **paths)
     struct cmt_rb b;
     demo_build(&b, &snap);
     cmt_rb_patch64(&b, CMT_REPORT_HEADER_SIZE + 8 + 16, snap.start + 100);
-    ck_assert_int_eq(cmt_rb_write(&b, sp("sh-snap.cmt"), SIZE_MAX), 0);
+    ck_assert_int_eq(cmt_rb_write(&b, cmt_scratch_path("sh-snap.cmt"), SIZE_MAX), 0);
     cmt_rb_free(&b);
-    paths[4] = strdup(sp("sh-snap.cmt"));
+    paths[4] = strdup(cmt_scratch_path("sh-snap.cmt"));
     return 5;
 }
 
@@ -778,9 +731,9 @@ START_TEST(exit_statuses)
     struct demo d = demo_default;
     d.how = CMT_END_EXEC;
     char *exec = strdup(demo_file("exec.cmt", &d));
-    write_text(sp("all.supp"), "leak:bin/demo\nscope:global\nscope:parser\n");
-    write_text(sp("bad.supp"), "# fine\nleak:ok\nleek:typo\n");
-    write_text(sp("corrupt.cmt"), "CYMEMTRK but not really a report at all");
+    cmt_write_text(cmt_scratch_path("all.supp"), "leak:bin/demo\nscope:global\nscope:parser\n");
+    cmt_write_text(cmt_scratch_path("bad.supp"), "# fine\nleak:ok\nleek:typo\n");
+    cmt_write_text(cmt_scratch_path("corrupt.cmt"), "CYMEMTRK but not really a report at all");
     static const struct { int status; const char *args[6]; const char *err; } cases[] = {
         { 0, { "@demo" }, "" },
         { 0, { "--json", "@demo" }, "" },
@@ -809,7 +762,7 @@ START_TEST(exit_statuses)
         for (size_t j = 0; cases[i].args[j]; j++) {
             const char *a = cases[i].args[j];
             args[j] = !strcmp(a, "@demo") ? demo : !strcmp(a, "@exec") ? exec
-                    : a[0] == '@' ? sp(a + 1) : a;
+                    : a[0] == '@' ? cmt_scratch_path(a + 1) : a;
             strcat(desc, " ");
             strcat(desc, a);
         }
@@ -855,7 +808,7 @@ START_TEST(truncated_files_warn)
     size_t before_totals = demo_build(&b, &demo_default);
     size_t cuts[] = { before_totals, b.len - 3, before_totals - 5 };
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
-        const char *path = sp("cut.cmt");
+        const char *path = cmt_scratch_path("cut.cmt");
         ck_assert_int_eq(cmt_rb_write(&b, path, cuts[i]), 0);
         struct cmt_run r;
         REPORT_RUN(&r, NULL, "--fail-on-leak", path);
@@ -969,7 +922,7 @@ static void sites(struct site s[2])
 /* The line of the source marked "CALL-SITE name" or "LEAK-SITE name". */
 static int marked_line(const char *source, const char *name)
 {
-    char *text = read_text(source);
+    char *text = cmt_read_text(source);
     ck_assert_ptr_nonnull(text);
     char mark[128];
     snprintf(mark, sizeof mark, "-SITE %s */", name);
@@ -1061,13 +1014,13 @@ START_TEST(symbolize_separate_debug_file)
     snprintf(cmd, sizeof cmd,
              "cd '%s' && cp '%s' prog && objcopy --only-keep-debug prog prog.debug && "
              "objcopy --strip-all --add-gnu-debuglink=prog.debug prog stripped && "
-             "objcopy --strip-debug prog nodwarf", scratch, s[0].path);
+             "objcopy --strip-debug prog nodwarf", cmt_scratch_dir(), s[0].path);
     shell(cmd);
     const char *source = CMT_TEST_SRCDIR "/tests/progs/cli-sym.c";
     struct cmt_symbolizer *sym = cmt_symbolizer_new();
     for (int i = 0; i < 2; i++) {
         struct cmt_process p;
-        site_process(&p, &s[i], sp("stripped"), NULL, 0);
+        site_process(&p, &s[i], cmt_scratch_path("stripped"), NULL, 0);
         cmt_symbolize(sym, &p);
         const struct cmt_frame *f = &p.stacks[0].frames[0];
         ck_assert_pstr_eq(f->function, s[i].name);
@@ -1077,7 +1030,7 @@ START_TEST(symbolize_separate_debug_file)
         cmt_process_free(&p);
 
         /* No DWARF, a full symbol table: the name without a line. */
-        site_process(&p, &s[i], sp("nodwarf"), NULL, 0);
+        site_process(&p, &s[i], cmt_scratch_path("nodwarf"), NULL, 0);
         cmt_symbolize(sym, &p);
         ck_assert_pstr_eq(p.stacks[0].frames[0].function, s[i].name);
         ck_assert_ptr_null(p.stacks[0].frames[0].file);
@@ -1114,17 +1067,17 @@ END_TEST
 
 START_TEST(wrapper_statuses)
 {
-    write_text(sp("not-executable"), "#!/bin/sh\nexit 0\n");
+    cmt_write_text(cmt_scratch_path("not-executable"), "#!/bin/sh\nexit 0\n");
     struct cmt_run r;
     WRAP_RUN(&r, NULL, "cmt-no-such-command");
     ck_assert_int_eq(r.exit_code, 127);
     ck_assert_str_eq(r.err, "cymemtrack: cmt-no-such-command: command not found\n");
     cmt_run_free(&r);
-    WRAP_RUN(&r, NULL, sp("not-executable"));
+    WRAP_RUN(&r, NULL, cmt_scratch_path("not-executable"));
     ck_assert_int_eq(r.exit_code, 126);
     ck_assert_ptr_nonnull(strstr(r.err, "not-executable: Permission denied\n"));
     cmt_run_free(&r);
-    WRAP_RUN(&r, NULL, sp("no-such-file"));
+    WRAP_RUN(&r, NULL, cmt_scratch_path("no-such-file"));
     ck_assert_int_eq(r.exit_code, 127);
     ck_assert_ptr_nonnull(strstr(r.err, "no-such-file: No such file or directory\n"));
     cmt_run_free(&r);
@@ -1194,14 +1147,14 @@ static void run_leak(struct cmt_run *r, char *const env[], const char *const *op
 START_TEST(wrapper_shows_every_process)
 {
     struct cmt_run r;
-    run_leak(&r, NULL, (const char *[]){ "--json", sp("out.json"), NULL }, NULL);
+    run_leak(&r, NULL, (const char *[]){ "--json", cmt_scratch_path("out.json"), NULL }, NULL);
     ck_assert_msg(r.exit_code == 0, "status %d:\n%s", r.exit_code, r.err);
     ck_assert_int_eq(cmt_count_lines(r.err, "== process "), 1);
     ck_assert_msg(strstr(r.err, "\nleaks in scope global: 3 blocks, 300 B in 1 site\n"),
                   "stderr:\n%s", r.err);
     ck_assert_ptr_nonnull(strstr(r.err, "  ended     exited with status 0\n"));
     cmt_run_free(&r);
-    char *json = read_text(sp("out.json"));
+    char *json = cmt_read_text(cmt_scratch_path("out.json"));
     ck_assert_ptr_nonnull(json);
     ck_assert_ptr_nonnull(strstr(json, "\"leaked_blocks\": 3,\n"));
     validate_json(json);
@@ -1223,19 +1176,20 @@ START_TEST(wrapper_shows_every_process)
     cmt_run_free(&r);
 
     /* -o keeps the files where it says, and only this run's are shown. */
-    write_text(sp("r.1.cmt"), "an old file that is not a report");
+    cmt_write_text(cmt_scratch_path("r.1.cmt"), "an old file that is not a report");
     struct stat st;
-    ck_assert_int_eq(stat(sp("r.1.cmt"), &st), 0);
+    ck_assert_int_eq(stat(cmt_scratch_path("r.1.cmt"), &st), 0);
     struct timespec old[2] = { { st.st_mtim.tv_sec - 100, 0 }, { st.st_mtim.tv_sec - 100, 0 } };
-    ck_assert_int_eq(utimensat(AT_FDCWD, sp("r.1.cmt"), old, 0), 0);
+    ck_assert_int_eq(utimensat(AT_FDCWD, cmt_scratch_path("r.1.cmt"), old, 0), 0);
     char template[PATH_MAX];
-    snprintf(template, sizeof template, "%s/r.%%p.cmt", scratch);
+    snprintf(template, sizeof template, "%s/r.%%p.cmt", cmt_scratch_dir());
     run_leak(&r, NULL, (const char *[]){ "-o", template, NULL }, NULL);
     ck_assert_msg(r.exit_code == 0, "status %d:\n%s", r.exit_code, r.err);
     ck_assert_int_eq(cmt_count_lines(r.err, "== process "), 1);
     ck_assert_int_eq(count_substr(r.err, "error"), 0);
     cmt_run_free(&r);
-    char *const ls[] = { "/bin/sh", "-c", "ls \"$0\"/*.cmt | wc -l", scratch, NULL };
+    char *const ls[] = { "/bin/sh", "-c", "ls \"$0\"/*.cmt | wc -l",
+                         (char *)cmt_scratch_dir(), NULL };
     cmt_run(&r, 0, ls, NULL);
     ck_assert_str_eq(r.out, "2\n");     /* r.1.cmt and the new report */
     cmt_run_free(&r);
@@ -1252,9 +1206,9 @@ START_TEST(wrapper_fail_on_leak)
     ck_assert_msg(r.exit_code == 0, "status %d:\n%s", r.exit_code, r.err);
     ck_assert_ptr_nonnull(strstr(r.err, "\nno leaks\n"));
     cmt_run_free(&r);
-    write_text(sp("global.supp"), "scope:global\n");
+    cmt_write_text(cmt_scratch_path("global.supp"), "scope:global\n");
     run_leak(&r, NULL, (const char *[]){ "--fail-on-leak", "--suppressions",
-                                         sp("global.supp"), NULL }, NULL);
+                                         cmt_scratch_path("global.supp"), NULL }, NULL);
     ck_assert_msg(r.exit_code == 0, "status %d:\n%s", r.exit_code, r.err);
     cmt_run_free(&r);
     /* A failing program's own status wins over the leak check. */
@@ -1297,8 +1251,8 @@ START_TEST(wrapper_names_the_leak)
     }
     cmt_run_free(&r);
 
-    write_text(sp("leaf.supp"), "# the known one\nleak:^leak_leaf$\n");
-    run_leak(&r, NULL, (const char *[]){ "--fail-on-leak", "--suppressions", sp("leaf.supp"),
+    cmt_write_text(cmt_scratch_path("leaf.supp"), "# the known one\nleak:^leak_leaf$\n");
+    run_leak(&r, NULL, (const char *[]){ "--fail-on-leak", "--suppressions", cmt_scratch_path("leaf.supp"),
                                          NULL }, NULL);
     ck_assert_msg(r.exit_code == 0, "status %d:\n%s", r.exit_code, r.err);
     ck_assert_ptr_nonnull(strstr(r.err, "  suppressed   1 leak site, 3 blocks, 300 B\n"));
@@ -1353,7 +1307,7 @@ static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("render");
-    tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
+    tcase_add_checked_fixture(tc, scratch_setup, cmt_scratch_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, text_golden);
     tcase_add_test(tc, text_narrow_golden);
@@ -1367,7 +1321,7 @@ static Suite *cli_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("filters");
-    tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
+    tcase_add_checked_fixture(tc, scratch_setup, cmt_scratch_teardown);
     tcase_add_test(tc, patterns_match_as_lsan_does);
     tcase_add_test(tc, suppression_files_parse);
     tcase_add_test(tc, suppressions_hide_their_leaks);
@@ -1375,14 +1329,14 @@ static Suite *cli_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("merge");
-    tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
+    tcase_add_checked_fixture(tc, scratch_setup, cmt_scratch_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, merge_tree_and_total);
     tcase_add_test(tc, merged_golden_through_the_program);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("program");
-    tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
+    tcase_add_checked_fixture(tc, scratch_setup, cmt_scratch_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, exit_statuses);
     tcase_add_test(tc, help_and_version);
@@ -1392,7 +1346,7 @@ static Suite *cli_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("symbolize");
-    tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
+    tcase_add_checked_fixture(tc, scratch_setup, cmt_scratch_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, symbolize_function_file_line);
 #ifdef HAVE_LIBDW
@@ -1402,7 +1356,7 @@ static Suite *cli_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("wrapper");
-    tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
+    tcase_add_checked_fixture(tc, scratch_setup, cmt_scratch_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, wrapper_statuses);
     tcase_add_test(tc, wrapper_shows_every_process);

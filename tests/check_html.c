@@ -39,57 +39,11 @@
 /* The samples the library keeps at most (CMT_TIMELINE_ROWS in src/cmt.h). */
 #define TIMELINE_ROWS 1024u
 
-/* ---- scratch files and golden files -------------------------------------------------- */
-
-static char scratch[PATH_MAX];
+/* ---- scratch files (tests/harness.c) and golden files --------------------------------- */
 
 static void scratch_setup(void)
 {
-    snprintf(scratch, sizeof scratch, "%s/cmt-html.XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(scratch))
-        abort();
-}
-
-static void scratch_teardown(void)
-{
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", scratch);
-}
-
-static const char *sp(const char *name)
-{
-    static char buf[8][PATH_MAX];
-    static int next;
-    char *b = buf[next++ % 8];
-    snprintf(b, PATH_MAX, "%s/%s", scratch, name);
-    return b;
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t n = getdelim(&buf, &cap, '\0', f);
-    fclose(f);
-    if (n < 0) {
-        free(buf);
-        return strdup("");
-    }
-    return buf;
+    cmt_scratch_setup("html");
 }
 
 /* Compares got with tests/golden/NAME; CMT_UPDATE_GOLDEN=1 rewrites the file instead. */
@@ -98,10 +52,10 @@ static void golden(const char *name, const char *got)
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/tests/golden/%s", CMT_TEST_SRCDIR, name);
     if (getenv("CMT_UPDATE_GOLDEN")) {
-        write_text(path, got);
+        cmt_write_text(path, got);
         return;
     }
-    char *want = read_text(path);
+    char *want = cmt_read_text(path);
     ck_assert_msg(want != NULL, "golden file %s is missing (CMT_UPDATE_GOLDEN=1 makes it)",
                   path);
     ck_assert_msg(strcmp(want, got) == 0, "output differs from %s:\nexpected:\n%sgot:\n%s"
@@ -191,7 +145,7 @@ static const char *shop_file(const char *name, const struct shop *d)
 {
     struct cmt_rb b;
     shop_build(&b, d);
-    const char *path = sp(name);
+    const char *path = cmt_scratch_path(name);
     ck_assert_int_eq(cmt_rb_write(&b, path, SIZE_MAX), 0);
     cmt_rb_free(&b);
     return path;
@@ -396,7 +350,7 @@ static const char *timeline_file(void (*fn)(struct cmt_rb *b, size_t *off), size
     const uint64_t totals[9] = { 0 };
     cmt_rb_totals(&b, totals);
     cmt_rb_end_rec(&b, CMT_END_EXIT, 0, "");
-    const char *path = sp("bad.cmt");
+    const char *path = cmt_scratch_path("bad.cmt");
     ck_assert_int_eq(cmt_rb_write(&b, path, SIZE_MAX), 0);
     cmt_rb_free(&b);
     return path;
@@ -495,7 +449,7 @@ START_TEST(timeline_cut_short_warns)
         off += 8 + n;
     }
     ck_assert_uint_gt(len, 0);
-    const char *path = sp("cut.cmt");
+    const char *path = cmt_scratch_path("cut.cmt");
     ck_assert_int_eq(cmt_rb_write(&b, path, len), 0);
     cmt_rb_free(&b);
     struct cmt_process p;
@@ -650,7 +604,7 @@ START_TEST(html_data_is_json)
     struct cmt_render_opts o = { 0 };
     char *page = render(&p, &o, true, CMT_FOLDED_LEAKED);
     char *json = page_data(page);
-    write_text(sp("data.json"), json);
+    cmt_write_text(cmt_scratch_path("data.json"), json);
     const char *check =
         "import json,sys\n"
         "d = json.load(open(sys.argv[1]))\n"
@@ -668,8 +622,8 @@ START_TEST(html_data_is_json)
         "assert [f[i][0] for i in big[3]] == ['alloc_node', 'parse_item', 'parse_all', "
         "'main', 'libc.so.6+0x29d90'], big\n"
         "print('valid')\n";
-    write_text(sp("check.py"), check);
-    char *argv[] = { PYTHON, (char *)sp("check.py"), (char *)sp("data.json"), NULL };
+    cmt_write_text(cmt_scratch_path("check.py"), check);
+    char *argv[] = { PYTHON, (char *)cmt_scratch_path("check.py"), (char *)cmt_scratch_path("data.json"), NULL };
     struct cmt_run r;
     cmt_run(&r, 0, argv, NULL);
     ck_assert_msg(r.exit_code == 0 && !strcmp(r.out, "valid\n"), "page data: %s%s", r.out,
@@ -684,14 +638,14 @@ END_TEST
 START_TEST(html_through_the_wrapper)
 {
     struct cmt_run r;
-    const char *page = sp("flame.html");
+    const char *page = cmt_scratch_path("flame.html");
     char *argv[] = { WRAPPER, "--depth", "3", "--html", (char *)page,
                      (char *)cmt_test_prog("flame"), NULL };
     cmt_run(&r, 0, argv, base_env);
     ck_assert_msg(r.exit_code == 0, "cymemtrack --html: %d\n%s", r.exit_code, r.err);
     /* The text report still goes to stderr; the page goes to the file. */
     ck_assert_ptr_nonnull(strstr(r.err, "parse_leaf"));
-    char *text = read_text(page);
+    char *text = cmt_read_text(page);
     ck_assert_ptr_nonnull(text);
     ck_assert_ptr_nonnull(strstr(text, "<!DOCTYPE html>"));
     ck_assert_ptr_nonnull(strstr(text, "[\"parse_leaf\",\"parse_leaf\","));
@@ -719,7 +673,7 @@ START_TEST(html_in_a_browser)
     read_shop(&p, &shop_default);
     struct cmt_render_opts o = { 0 };
     char *page = render(&p, &o, true, CMT_FOLDED_LEAKED);
-    write_text(sp("shop.html"), page);
+    cmt_write_text(cmt_scratch_path("shop.html"), page);
     free(page);
     cmt_process_free(&p);
     const char *expect =
@@ -737,11 +691,11 @@ START_TEST(html_in_a_browser)
         "\"global\"],\n"
         " \"timeline_series\": 3,\n"
         " \"title_has\": \"</script><script>alert(1)</script>\"}\n";
-    write_text(sp("expect.json"), expect);
+    cmt_write_text(cmt_scratch_path("expect.json"), expect);
     char shot[PATH_MAX];
     snprintf(shot, sizeof shot, "%s/tests/html-screenshot.png", CMT_TEST_BUILDDIR);
-    char *argv[] = { PYTHON, BROWSER_TEST, "check", (char *)sp("shop.html"),
-                     (char *)sp("expect.json"), shot, NULL };
+    char *argv[] = { PYTHON, BROWSER_TEST, "check", (char *)cmt_scratch_path("shop.html"),
+                     (char *)cmt_scratch_path("expect.json"), shot, NULL };
     char *const env[] = { "CMT_CHROMIUM_PROFILE_DIR=", NULL };
     struct cmt_run r;
     cmt_run(&r, 0, argv, env);
@@ -763,7 +717,7 @@ static Suite *html_suite(void)
 {
     Suite *s = suite_create("html");
     TCase *tc = tcase_create("folded");
-    tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
+    tcase_add_checked_fixture(tc, scratch_setup, cmt_scratch_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, folded_golden);
     tcase_add_test(tc, folded_follows_the_filters);
@@ -771,7 +725,7 @@ static Suite *html_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("timeline");
-    tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
+    tcase_add_checked_fixture(tc, scratch_setup, cmt_scratch_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, timeline_is_read_and_sorted);
     tcase_add_test(tc, version_1_without_timeline_reads);
@@ -782,7 +736,7 @@ static Suite *html_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("page");
-    tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
+    tcase_add_checked_fixture(tc, scratch_setup, cmt_scratch_teardown);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, html_is_self_contained);
     tcase_add_test(tc, html_data_is_json);

@@ -188,6 +188,62 @@ void cmt_reexec_preloaded(char **argv)
     exit(99);   /* a hard error for automake's harness */
 }
 
+static char scratch[PATH_MAX];
+
+void cmt_scratch_setup(const char *tag)
+{
+    snprintf(scratch, sizeof scratch, "%s/cmt-%s.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", tag);
+    if (!mkdtemp(scratch))
+        abort();
+}
+
+void cmt_scratch_teardown(void)
+{
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", scratch);
+}
+
+const char *cmt_scratch_dir(void)
+{
+    return scratch;
+}
+
+const char *cmt_scratch_path(const char *name)
+{
+    static char buf[8][PATH_MAX];
+    static int next;
+    char *b = buf[next++ % 8];
+    snprintf(b, PATH_MAX, "%s/%s", scratch, name);
+    return b;
+}
+
+void cmt_write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+char *cmt_read_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t n = getdelim(&buf, &cap, '\0', f);
+    fclose(f);
+    if (n < 0) {
+        free(buf);
+        return strdup("");
+    }
+    return buf;
+}
+
 int cmt_run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);

@@ -41,6 +41,18 @@ unsigned long long cmt_field(const char *text, const char *key);
  * library under test preloaded, unless it already is. Call first thing in main. */
 void cmt_reexec_preloaded(char **argv);
 
+/* A scratch directory for one test: a fixture's setup makes it ($TMPDIR/cmt-TAG.XXXXXX),
+ * its teardown removes it with everything in it. */
+void cmt_scratch_setup(const char *tag);
+void cmt_scratch_teardown(void);
+const char *cmt_scratch_dir(void);
+/* dir/name in the scratch directory, in one of a few rotating buffers. */
+const char *cmt_scratch_path(const char *name);
+/* Writes text to path, failing the test when it cannot. */
+void cmt_write_text(const char *path, const char *text);
+/* The whole file, NUL-terminated and malloc'd; NULL when it cannot be opened. */
+char *cmt_read_text(const char *path);
+
 /* Runs the suite with CK_FORK on and Check's summary printed; returns the exit status. */
 int cmt_run_suite(Suite *s);
 
