@@ -63,7 +63,8 @@ void cmt_badfree_record(enum cmt_badfree_kind kind, uintptr_t ptr, uint32_t stac
                     (BADFREE_SLOTS - 1);
     for (uint32_t n = 0; n < BADFREE_PROBES; n++) {
         struct slot *s = &bf.slot[(home + n) & (BADFREE_SLOTS - 1)];
-        uint64_t seen = atomic_load_explicit(&s->key, memory_order_acquire);
+        /* The type of the atomic (unsigned long long), not uint64_t (unsigned long). */
+        unsigned long long seen = atomic_load_explicit(&s->key, memory_order_acquire);
         if (seen == 0) {
             if (atomic_compare_exchange_strong_explicit(&s->key, &seen, key,
                                                         memory_order_acq_rel,

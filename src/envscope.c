@@ -273,7 +273,10 @@ void cmt_envscope_module_loaded(void)
 }
 
 /* A program built with -finstrument-functions calls these around every function: they open
- * and close func: scopes whose functions could not be hooked in memory. */
+ * and close func: scopes whose functions could not be hooked in memory. (GCC declares them
+ * only when it instruments.) */
+void __cyg_profile_func_enter(void *fn, void *call_site);
+void __cyg_profile_func_exit(void *fn, void *call_site);
 CMT_EXPORT void __cyg_profile_func_enter(void *fn, void *call_site)
 {
     (void)call_site;

@@ -167,7 +167,7 @@ void cmt_instance_retire(struct cmt_instance *inst)
     atomic_fetch_add_explicit(&n->bulk_freed_blocks, c.bulk_freed_blocks,
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&n->bulk_freed_bytes, c.bulk_freed_bytes, memory_order_relaxed);
-    uint64_t peak = atomic_load_explicit(&n->peak_live_bytes, memory_order_relaxed);
+    unsigned long long peak = atomic_load_explicit(&n->peak_live_bytes, memory_order_relaxed);
     while (c.peak_live_bytes > peak &&
            !atomic_compare_exchange_weak(&n->peak_live_bytes, &peak, c.peak_live_bytes))
         ;

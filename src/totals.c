@@ -21,7 +21,7 @@ void cmt_totals_flush(struct cmt_thread *t)
     t->live_delta = 0;
     if (now > t->peak_seen)
         t->peak_seen = now;
-    uint64_t peak = atomic_load_explicit(&cmt_peak_live_bytes, memory_order_relaxed);
+    unsigned long long peak = atomic_load_explicit(&cmt_peak_live_bytes, memory_order_relaxed);
     while (t->peak_seen > 0 && (uint64_t)t->peak_seen > peak &&
            !atomic_compare_exchange_weak_explicit(&cmt_peak_live_bytes, &peak,
                                                   (uint64_t)t->peak_seen,

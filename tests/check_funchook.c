@@ -22,6 +22,14 @@
 
 #include "cmt.h"
 
+/* GCC's noipa keeps a function and its callers' view of it exactly as written; clang has no
+ * such attribute, and noinline is the closest. */
+#if defined(__clang__)
+#define CMT_NOIPA __attribute__((noinline))
+#else
+#define CMT_NOIPA __attribute__((noipa))
+#endif
+
 /* ---- functions to hook -------------------------------------------------------------- */
 
 /* Exact bytes, so that each refusal and relocation is the one intended. */
@@ -153,20 +161,20 @@ int fh_jrcxz(long rcx);
 
 int fh_data = 1000;
 int fh_helper(void);
-__attribute__((noipa)) int fh_helper(void)
+CMT_NOIPA int fh_helper(void)
 {
     return 41;
 }
 
 static volatile long sink;
 
-__attribute__((noipa)) static int fh_plain(int x)
+CMT_NOIPA static int fh_plain(int x)
 {
     sink = x;
     return x * 2 + 1;
 }
 
-__attribute__((noipa)) static int fh_recurse(int n)
+CMT_NOIPA static int fh_recurse(int n)
 {
     if (n == 0)
         return 0;
@@ -176,7 +184,7 @@ __attribute__((noipa)) static int fh_recurse(int n)
 }
 
 /* Seven integers and nine doubles: one of each goes on the stack. */
-__attribute__((noipa)) static double fh_many(int a, int b, int c, int d, int e, int f, int g,
+CMT_NOIPA static double fh_many(int a, int b, int c, int d, int e, int f, int g,
                                              double x1, double x2, double x3, double x4,
                                              double x5, double x6, double x7, double x8,
                                              double x9)
@@ -190,32 +198,32 @@ struct big { long a, b, c, d; };            /* returned through memory (rdi, rax
 struct pair { long a, b; };                 /* returned in rax:rdx */
 struct dpair { double x, y; };              /* returned in xmm0:xmm1 */
 
-__attribute__((noipa)) static struct big fh_big(long v)
+CMT_NOIPA static struct big fh_big(long v)
 {
     sink = v;
     return (struct big){ v, v + 1, v + 2, v + 3 };
 }
 
-__attribute__((noipa)) static struct pair fh_pair(long v)
+CMT_NOIPA static struct pair fh_pair(long v)
 {
     sink = v;
     return (struct pair){ v * 10, v * 20 };
 }
 
-__attribute__((noipa)) static struct dpair fh_dpair(double v)
+CMT_NOIPA static struct dpair fh_dpair(double v)
 {
     sink = (long)v;
     return (struct dpair){ v / 2, v * 4 };
 }
 
-__attribute__((noipa)) static long double fh_longdouble(long double v)
+CMT_NOIPA static long double fh_longdouble(long double v)
 {
     sink = (long)v;
     return v * 3;
 }
 
 /* Varargs: al says how many vector registers carry arguments. */
-__attribute__((noipa)) static double fh_varargs(int n, ...)
+CMT_NOIPA static double fh_varargs(int n, ...)
 {
     va_list ap;
     va_start(ap, n);
@@ -229,7 +237,7 @@ __attribute__((noipa)) static double fh_varargs(int n, ...)
 
 static jmp_buf jump_back;
 
-__attribute__((noipa)) static void fh_jumper(int v)
+CMT_NOIPA static void fh_jumper(int v)
 {
     sink = v;
     if (v)
@@ -237,7 +245,7 @@ __attribute__((noipa)) static void fh_jumper(int v)
     sink = 0;
 }
 
-__attribute__((noipa)) static int fh_jump_outer(int v)
+CMT_NOIPA static int fh_jump_outer(int v)
 {
     sink = v;
     fh_jumper(v);
@@ -245,7 +253,7 @@ __attribute__((noipa)) static int fh_jump_outer(int v)
 }
 
 /* setjmp inside a hooked function, longjmp from a hooked callee: only the callee ends. */
-__attribute__((noipa)) static int fh_setjmp_holder(int v)
+CMT_NOIPA static int fh_setjmp_holder(int v)
 {
     jmp_buf here;
     volatile int r = 0;
@@ -266,14 +274,14 @@ static void jump_from_handler(int sig)
     siglongjmp(signal_back, 1);
 }
 
-__attribute__((noipa)) static void fh_raiser(int v)
+CMT_NOIPA static void fh_raiser(int v)
 {
     sink = v;
     raise(SIGUSR1);
     sink = 0;
 }
 
-__attribute__((noipa)) static void fh_exiter(int v)
+CMT_NOIPA static void fh_exiter(int v)
 {
     sink = v;
     pthread_exit((void *)7);
@@ -285,13 +293,13 @@ static void *exiting_thread(void *arg)
     return NULL;
 }
 
-__attribute__((noipa)) static int fh_plain2(int x)
+CMT_NOIPA static int fh_plain2(int x)
 {
     sink = x;
     return x + 2;
 }
 
-__attribute__((noipa)) static int fh_sets_errno(int v)
+CMT_NOIPA static int fh_sets_errno(int v)
 {
     sink = v;
     if (v)
@@ -301,7 +309,7 @@ __attribute__((noipa)) static int fh_sets_errno(int v)
 
 static uintptr_t seen_ra, seen_real;
 
-__attribute__((noipa)) static int fh_where(int v)
+CMT_NOIPA static int fh_where(int v)
 {
     seen_ra = (uintptr_t)__builtin_return_address(0);
     seen_real = cmt_funchook_real_return(seen_ra, (uintptr_t)__builtin_dwarf_cfa());
@@ -309,14 +317,14 @@ __attribute__((noipa)) static int fh_where(int v)
     return v;
 }
 
-__attribute__((noipa)) static int call_where(int v)
+CMT_NOIPA static int call_where(int v)
 {
     int r = fh_where(v);
     sink = r;
     return r + 1;
 }
 
-__attribute__((noipa)) static int fh_static_target(int v)
+CMT_NOIPA static int fh_static_target(int v)
 {
     sink = v;
     return v - 3;

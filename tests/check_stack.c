@@ -23,6 +23,14 @@
 
 #include "cmt.h"
 
+/* GCC's noipa keeps a function and its callers' view of it exactly as written; clang has no
+ * such attribute, and noinline is the closest. */
+#if defined(__clang__)
+#define CMT_NOIPA __attribute__((noinline))
+#else
+#define CMT_NOIPA __attribute__((noipa))
+#endif
+
 /* stack.c's knobs for tests, not part of cmt.h. */
 extern int cmt_stack_unwinder;
 extern uint32_t cmt_stack_limit;
@@ -90,7 +98,7 @@ void free(void *p)
 
 /* Global, not inlined, not cloned and never tail-calling, so that each is a frame of its own
  * that dladdr can name. */
-#define FRAME __attribute__((noinline, noipa))
+#define FRAME __attribute__((noinline)) CMT_NOIPA
 #define NO_TAIL_CALL() __asm__ volatile("" ::: "memory")
 
 uint32_t stack_chain_a(void);

@@ -12,17 +12,25 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* GCC's noipa keeps a function and its callers' view of it exactly as written; clang has no
+ * such attribute, and noinline is the closest. */
+#if defined(__clang__)
+#define CMT_NOIPA __attribute__((noinline))
+#else
+#define CMT_NOIPA __attribute__((noipa))
+#endif
+
 void *volatile cmt_keep[8];
 
-__attribute__((noipa)) static void *leak_leaf(size_t size)
+CMT_NOIPA static void *leak_leaf(size_t size)
 {
     void *p = malloc(size); /* LEAK-SITE leak_leaf */
     cmt_keep[7] = p;        /* work after the call: it cannot become a jump */
     return p;
 }
 
-__attribute__((noipa)) void cmt_make_leaks(int n, size_t size);
-__attribute__((noipa)) void cmt_make_leaks(int n, size_t size)
+CMT_NOIPA void cmt_make_leaks(int n, size_t size);
+CMT_NOIPA void cmt_make_leaks(int n, size_t size)
 {
     for (int i = 0; i < n; i++)
         cmt_keep[i] = leak_leaf(size); /* LEAK-SITE cmt_make_leaks */

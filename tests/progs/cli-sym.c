@@ -10,23 +10,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* GCC's noipa keeps a function and its callers' view of it exactly as written; clang has no
+ * such attribute, and noinline is the closest. */
+#if defined(__clang__)
+#define CMT_NOIPA __attribute__((noinline))
+#else
+#define CMT_NOIPA __attribute__((noipa))
+#endif
+
 void *volatile cmt_sink;
 
-__attribute__((noipa)) static void *where(void)
+CMT_NOIPA static void *where(void)
 {
     return __builtin_return_address(0);
 }
 
 /* static, so that only the full symbol table (.symtab) names it. */
-__attribute__((noipa)) static void *static_caller(void)
+CMT_NOIPA static void *static_caller(void)
 {
     void *pc = where(); /* CALL-SITE static_caller */
     cmt_sink = pc;      /* work after the call: it cannot become a jump */
     return pc;
 }
 
-__attribute__((noipa)) void *cmt_global_caller(void);
-__attribute__((noipa)) void *cmt_global_caller(void)
+CMT_NOIPA void *cmt_global_caller(void);
+CMT_NOIPA void *cmt_global_caller(void)
 {
     void *pc = where(); /* CALL-SITE cmt_global_caller */
     cmt_sink = pc;

@@ -18,6 +18,14 @@
 
 #include <cymemtrack.h>
 
+/* GCC's noipa keeps a function and its callers' view of it exactly as written; clang has no
+ * such attribute, and noinline is the closest. */
+#if defined(__clang__)
+#define CMT_NOIPA __attribute__((noinline))
+#else
+#define CMT_NOIPA __attribute__((noipa))
+#endif
+
 void *volatile cmt_keep[512];
 static unsigned kept;
 
@@ -26,30 +34,30 @@ static void keep(void *p)
     cmt_keep[kept++ % 512] = p;
 }
 
-__attribute__((noipa)) static void global_leaf(void)
+CMT_NOIPA static void global_leaf(void)
 {
     keep(malloc(100));
 }
 
-__attribute__((noipa)) static void make_global(void)
+CMT_NOIPA static void make_global(void)
 {
     global_leaf();
     keep(NULL);     /* work after the call: it cannot become a jump */
 }
 
-__attribute__((noipa)) static void *parse_leaf(size_t size)
+CMT_NOIPA static void *parse_leaf(size_t size)
 {
     void *p = malloc(size);
     keep(p);
     return p;
 }
 
-__attribute__((noipa)) static void parse_token(void)
+CMT_NOIPA static void parse_token(void)
 {
     keep(malloc(48));
 }
 
-__attribute__((noipa)) static void parse_input(void)
+CMT_NOIPA static void parse_input(void)
 {
     for (int i = 0; i < 3; i++)
         parse_leaf(64);
@@ -60,12 +68,12 @@ __attribute__((noipa)) static void parse_input(void)
     keep(NULL);
 }
 
-__attribute__((noipa)) static void render_leaf(void)
+CMT_NOIPA static void render_leaf(void)
 {
     keep(malloc(32));
 }
 
-__attribute__((noipa)) static void render_page(void)
+CMT_NOIPA static void render_page(void)
 {
     for (int i = 0; i < 5; i++)
         render_leaf();

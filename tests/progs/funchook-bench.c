@@ -12,10 +12,18 @@
 
 #include "cmt.h"
 
+/* GCC's noipa keeps a function and its callers' view of it exactly as written; clang has no
+ * such attribute, and noinline is the closest. */
+#if defined(__clang__)
+#define CMT_NOIPA __attribute__((noinline))
+#else
+#define CMT_NOIPA __attribute__((noipa))
+#endif
+
 volatile int fh_bench_sink = 1;
 
 int fh_bench_target(int x);
-__attribute__((noipa)) int fh_bench_target(int x)
+CMT_NOIPA int fh_bench_target(int x)
 {
     return x + fh_bench_sink;
 }
