@@ -16,36 +16,12 @@
 
 #include "cymemtrack.h"
 
-/* Check's assertions allocate (they record where they are), so a test measures a window
- * between snap() and delta() that holds no assertion, and asserts afterwards. */
-static struct cmt_process_stats before;
+/* Check's assertions allocate: a test measures between cmt_stats_snap() and
+ * cmt_stats_delta() (tests/stats-delta.c) with no assertion, and asserts afterwards. */
 
 /* Sizes no allocator can serve; volatile, so the compiler does not warn about them. */
 static volatile size_t huge = SIZE_MAX - 4096;
 static volatile size_t half = SIZE_MAX / 2;
-
-static void snap(void)
-{
-    if (cmt_process_stats(&before) != 0)
-        abort();
-}
-
-/* The change in each counter since snap(). */
-static struct cmt_process_stats delta(void)
-{
-    struct cmt_process_stats now, d;
-    if (cmt_process_stats(&now) != 0)
-        abort();
-    d.allocations = now.allocations - before.allocations;
-    d.bytes_allocated = now.bytes_allocated - before.bytes_allocated;
-    d.frees = now.frees - before.frees;
-    d.live_blocks = now.live_blocks - before.live_blocks;
-    d.live_bytes = now.live_bytes - before.live_bytes;
-    d.peak_live_bytes = now.peak_live_bytes;
-    d.invalid_frees = now.invalid_frees - before.invalid_frees;
-    d.double_frees = now.double_frees - before.double_frees;
-    return d;
-}
 
 #define ASSERT_DELTA(d, a, f, lb, lbytes)                                                 \
     do {                                                                                  \
@@ -67,27 +43,27 @@ END_TEST
 
 START_TEST(malloc_and_free_are_counted)
 {
-    snap();
+    cmt_stats_snap();
     char *p = malloc(100);
-    struct cmt_process_stats d = delta();
+    struct cmt_process_stats d = cmt_stats_delta();
     ck_assert_ptr_nonnull(p);
     ASSERT_DELTA(d, 1, 0, 1, 100);
     ck_assert_uint_eq(d.bytes_allocated, 100);
-    snap();
+    cmt_stats_snap();
     free(p);
-    d = delta();
+    d = cmt_stats_delta();
     ASSERT_DELTA(d, 0, 1, -1, -100);
 }
 END_TEST
 
 START_TEST(malloc_zero_is_a_unique_block)
 {
-    snap();
+    cmt_stats_snap();
     void *a = malloc(0), *b = malloc(0);
-    struct cmt_process_stats d1 = delta();
+    struct cmt_process_stats d1 = cmt_stats_delta();
     free(a);
     free(b);
-    struct cmt_process_stats d2 = delta();
+    struct cmt_process_stats d2 = cmt_stats_delta();
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
     ck_assert_ptr_ne(a, b);
@@ -98,11 +74,11 @@ END_TEST
 
 START_TEST(malloc_huge_fails_with_enomem)
 {
-    snap();
+    cmt_stats_snap();
     errno = 0;
     void *p = malloc(huge);
     int e = errno;
-    struct cmt_process_stats d = delta();
+    struct cmt_process_stats d = cmt_stats_delta();
     ck_assert_ptr_null(p);
     ck_assert_int_eq(e, ENOMEM);
     ASSERT_DELTA(d, 0, 0, 0, 0);
@@ -111,9 +87,9 @@ END_TEST
 
 START_TEST(free_null_is_nothing)
 {
-    snap();
+    cmt_stats_snap();
     free(NULL);
-    struct cmt_process_stats d = delta();
+    struct cmt_process_stats d = cmt_stats_delta();
     ASSERT_DELTA(d, 0, 0, 0, 0);
     ck_assert_uint_eq(d.invalid_frees, 0);
 }
@@ -133,9 +109,9 @@ END_TEST
 
 START_TEST(calloc_zeroes_and_counts_product)
 {
-    snap();
+    cmt_stats_snap();
     unsigned char *p = calloc(17, 13);
-    struct cmt_process_stats d = delta();
+    struct cmt_process_stats d = cmt_stats_delta();
     ck_assert_ptr_nonnull(p);
     for (int i = 0; i < 17 * 13; i++)
         ck_assert_uint_eq(p[i], 0);
@@ -146,14 +122,14 @@ END_TEST
 
 START_TEST(calloc_overflow_fails_with_enomem)
 {
-    snap();
+    cmt_stats_snap();
     errno = 0;
     void *a = calloc(half, 3);
     int ea = errno;
     errno = 0;
     void *b = calloc(3, half);
     int eb = errno;
-    struct cmt_process_stats d = delta();
+    struct cmt_process_stats d = cmt_stats_delta();
     ck_assert_ptr_null(a);
     ck_assert_ptr_null(b);
     ck_assert_int_eq(ea, ENOMEM);
@@ -164,9 +140,9 @@ END_TEST
 
 START_TEST(realloc_null_is_malloc)
 {
-    snap();
+    cmt_stats_snap();
     void *p = realloc(NULL, 64);
-    struct cmt_process_stats d = delta();
+    struct cmt_process_stats d = cmt_stats_delta();
     ck_assert_ptr_nonnull(p);
     ASSERT_DELTA(d, 1, 0, 1, 64);
     free(p);
@@ -176,10 +152,10 @@ END_TEST
 START_TEST(realloc_zero_frees)
 {
     void *p = malloc(64);
-    snap();
+    cmt_stats_snap();
     /* glibc frees the block and returns NULL. */
     void *q = realloc(p, 0);
-    struct cmt_process_stats d = delta();
+    struct cmt_process_stats d = cmt_stats_delta();
     ck_assert_ptr_null(q);
     ASSERT_DELTA(d, 0, 1, -1, -64);
     ck_assert_uint_eq(d.invalid_frees + d.double_frees, 0);
@@ -190,15 +166,15 @@ START_TEST(realloc_keeps_contents_and_counts_free_and_alloc)
 {
     char *p = malloc(16);
     memcpy(p, "0123456789abcde", 16);
-    snap();
+    cmt_stats_snap();
     char *q = realloc(p, 100000);
-    struct cmt_process_stats d1 = delta();
+    struct cmt_process_stats d1 = cmt_stats_delta();
     ck_assert_ptr_nonnull(q);
     ck_assert_str_eq(q, "0123456789abcde");
     ASSERT_DELTA(d1, 1, 1, 0, 100000 - 16);
-    snap();
+    cmt_stats_snap();
     q = realloc(q, 8);
-    struct cmt_process_stats d2 = delta();
+    struct cmt_process_stats d2 = cmt_stats_delta();
     ck_assert_int_eq(memcmp(q, "01234567", 8), 0);
     ASSERT_DELTA(d2, 1, 1, 0, 8 - 100000);
     free(q);
@@ -209,14 +185,14 @@ START_TEST(realloc_failure_leaves_block_alone)
 {
     char *p = malloc(32);
     strcpy(p, "still here");
-    snap();
+    cmt_stats_snap();
     errno = 0;
     void *q = realloc(p, huge);
     int e = errno;
-    struct cmt_process_stats d1 = delta();
-    snap();
+    struct cmt_process_stats d1 = cmt_stats_delta();
+    cmt_stats_snap();
     free(p);
-    struct cmt_process_stats d2 = delta();
+    struct cmt_process_stats d2 = cmt_stats_delta();
     ck_assert_ptr_null(q);
     ck_assert_int_eq(e, ENOMEM);
     ASSERT_DELTA(d1, 0, 0, 0, 0);
@@ -230,14 +206,14 @@ START_TEST(reallocarray_checks_overflow)
     int *volatile p = reallocarray(NULL, 10, sizeof(int));
     ck_assert_ptr_nonnull(p);
     p[9] = 42;
-    snap();
+    cmt_stats_snap();
     errno = 0;
     int *q = reallocarray(p, half, 4);
     int e = errno;
-    struct cmt_process_stats d1 = delta();
-    snap();
+    struct cmt_process_stats d1 = cmt_stats_delta();
+    cmt_stats_snap();
     int *grown = reallocarray(p, 20, sizeof(int));
-    struct cmt_process_stats d2 = delta();
+    struct cmt_process_stats d2 = cmt_stats_delta();
     ck_assert_ptr_null(q);
     ck_assert_int_eq(e, ENOMEM);
     ASSERT_DELTA(d1, 0, 0, 0, 0);
@@ -250,12 +226,12 @@ END_TEST
 START_TEST(posix_memalign_every_alignment)
 {
     for (size_t align = sizeof(void *); align <= 65536; align *= 2) {
-        snap();
+        cmt_stats_snap();
         void *p = NULL;
         int rc = posix_memalign(&p, align, 100);
-        struct cmt_process_stats d1 = delta();
+        struct cmt_process_stats d1 = cmt_stats_delta();
         free(p);
-        struct cmt_process_stats d2 = delta();
+        struct cmt_process_stats d2 = cmt_stats_delta();
         ck_assert_int_eq(rc, 0);
         ck_assert_msg(((uintptr_t)p & (align - 1)) == 0, "%p not aligned to %zu", p, align);
         ASSERT_DELTA(d1, 1, 0, 1, 100);
@@ -267,7 +243,7 @@ END_TEST
 START_TEST(posix_memalign_errors_leave_memptr)
 {
     void *sentinel = (void *)0x5151, *p = sentinel;
-    snap();
+    cmt_stats_snap();
     int rc[5] = {
         posix_memalign(&p, 0, 16),
         posix_memalign(&p, 3, 16),
@@ -275,7 +251,7 @@ START_TEST(posix_memalign_errors_leave_memptr)
         posix_memalign(&p, sizeof(void *) / 2, 16),
         posix_memalign(&p, 64, huge),
     };
-    struct cmt_process_stats d = delta();
+    struct cmt_process_stats d = cmt_stats_delta();
     ck_assert_int_eq(rc[0], EINVAL);
     ck_assert_int_eq(rc[1], EINVAL);
     ck_assert_int_eq(rc[2], EINVAL);
@@ -289,9 +265,9 @@ END_TEST
 START_TEST(aligned_alloc_every_alignment)
 {
     for (size_t align = 1; align <= 65536; align *= 2) {
-        snap();
+        cmt_stats_snap();
         void *p = aligned_alloc(align, align * 2);
-        struct cmt_process_stats d = delta();
+        struct cmt_process_stats d = cmt_stats_delta();
         ck_assert_ptr_nonnull(p);
         ck_assert_msg(((uintptr_t)p & (align - 1)) == 0, "%p not aligned to %zu", p, align);
         ASSERT_DELTA(d, 1, 0, 1, align * 2);
@@ -303,17 +279,17 @@ END_TEST
 START_TEST(memalign_valloc_pvalloc)
 {
     long page = sysconf(_SC_PAGESIZE);
-    snap();
+    cmt_stats_snap();
     void *a = memalign(4096, 10);
     void *b = valloc(10);
     void *c = pvalloc(10);
-    struct cmt_process_stats d1 = delta();
-    snap();
+    struct cmt_process_stats d1 = cmt_stats_delta();
+    cmt_stats_snap();
     size_t usable = malloc_usable_size(c);
     free(a);
     free(b);
     free(c);
-    struct cmt_process_stats d2 = delta();
+    struct cmt_process_stats d2 = cmt_stats_delta();
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
     ck_assert_ptr_nonnull(c);
@@ -339,11 +315,11 @@ END_TEST
 
 START_TEST(library_internals_are_tracked)
 {
-    snap();
+    cmt_stats_snap();
     char *s = strdup("hello");
     char *f = NULL;
     int n = asprintf(&f, "%d-%s", 42, s);
-    struct cmt_process_stats d = delta();
+    struct cmt_process_stats d = cmt_stats_delta();
     ck_assert_int_eq(n, 8);
     ck_assert_str_eq(f, "42-hello");
     /* strdup's block and the final asprintf buffer stay live; asprintf may use and free
@@ -358,9 +334,9 @@ END_TEST
 START_TEST(invalid_free_is_counted_and_ignored)
 {
     static char not_heap[64];
-    snap();
+    cmt_stats_snap();
     free(not_heap + 16);
-    struct cmt_process_stats d = delta();
+    struct cmt_process_stats d = cmt_stats_delta();
     ck_assert_uint_eq(d.invalid_frees, 1);
     ck_assert_uint_eq(d.double_frees, 0);
     ASSERT_DELTA(d, 0, 0, 0, 0);
@@ -370,10 +346,10 @@ END_TEST
 START_TEST(double_free_is_counted_and_ignored)
 {
     void *p = malloc(48);
-    snap();
+    cmt_stats_snap();
     free(p);
     free(p);
-    struct cmt_process_stats d = delta();
+    struct cmt_process_stats d = cmt_stats_delta();
     ck_assert_uint_eq(d.double_frees, 1);
     ck_assert_uint_eq(d.invalid_frees, 0);
     ASSERT_DELTA(d, 0, 1, -1, -48);
@@ -387,11 +363,11 @@ END_TEST
 START_TEST(realloc_of_foreign_pointer_fails_safely)
 {
     static char not_heap[64] = "abc";
-    snap();
+    cmt_stats_snap();
     errno = 0;
     void *q = realloc(not_heap, 128);
     int e = errno;
-    struct cmt_process_stats d = delta();
+    struct cmt_process_stats d = cmt_stats_delta();
     ck_assert_ptr_null(q);
     ck_assert_int_eq(e, ENOMEM);
     ck_assert_str_eq(not_heap, "abc");

@@ -157,32 +157,8 @@ struct worker_arg {
     int id;
 };
 
-static struct cmt_process_stats before;
-
-static void snap(void)
-{
-    if (cmt_process_stats(&before) != 0)
-        abort();
-}
-
-static struct cmt_process_stats delta(void)
-{
-    struct cmt_process_stats now, d;
-    if (cmt_process_stats(&now) != 0)
-        abort();
-    d.allocations = now.allocations - before.allocations;
-    d.bytes_allocated = now.bytes_allocated - before.bytes_allocated;
-    d.frees = now.frees - before.frees;
-    d.live_blocks = now.live_blocks - before.live_blocks;
-    d.live_bytes = now.live_bytes - before.live_bytes;
-    d.peak_live_bytes = now.peak_live_bytes;
-    d.invalid_frees = now.invalid_frees - before.invalid_frees;
-    d.double_frees = now.double_frees - before.double_frees;
-    d.stale_frees = now.stale_frees - before.stale_frees;
-    d.bulk_freed_blocks = now.bulk_freed_blocks - before.bulk_freed_blocks;
-    d.bulk_freed_bytes = now.bulk_freed_bytes - before.bulk_freed_bytes;
-    return d;
-}
+/* Check's assertions allocate: a test measures between cmt_stats_snap() and
+ * cmt_stats_delta() (tests/stats-delta.c) with no assertion, and asserts afterwards. */
 
 static void stress_init(struct stress *st, int nthreads, unsigned long long total_ops)
 {
@@ -211,7 +187,7 @@ static void run_workers(struct stress *st, void *(*fn)(void *))
             abort();
     }
     pthread_barrier_wait(&st->arrived);
-    snap();
+    cmt_stats_snap();
     pthread_barrier_wait(&st->go);
     for (int i = 0; i < st->nthreads; i++)
         pthread_join(th[i], NULL);
@@ -395,7 +371,7 @@ static void *mixed_worker(void *argp)
 
 static void check_balance(const char *what, struct stress *st)
 {
-    struct cmt_process_stats d = delta();
+    struct cmt_process_stats d = cmt_stats_delta();
     struct counts sum = { 0 };
     for (int i = 0; i < st->nthreads; i++)
         counts_add(&sum, &st->count[i]);
@@ -404,9 +380,9 @@ static void check_balance(const char *what, struct stress *st)
 
     /* Free what the dead threads left, from this thread, and measure again. */
     unsigned long long bad = 0;
-    snap();
+    cmt_stats_snap();
     unsigned long long freed = free_survivors(st, &bad);
-    struct cmt_process_stats after = delta();
+    struct cmt_process_stats after = cmt_stats_delta();
 
     printf("threads: %-10s %d threads, %llu operations: %llu allocations, %llu frees, "
            "%llu blocks outlived their threads\n", what, st->nthreads, sum.ops, sum.allocs,
@@ -533,22 +509,22 @@ START_TEST(short_lived_threads)
         }
     memset(short_count, 0, sizeof short_count);
 
-    snap();
+    cmt_stats_snap();
     for (int b = 1; b <= SHORT_BATCHES; b++)
         short_batch(b, &attr);
-    struct cmt_process_stats d = delta();
+    struct cmt_process_stats d = cmt_stats_delta();
     unsigned long long live_bytes = 0;
     for (int i = 0; i < SHORT_PER_BATCH; i++)
         for (int k = 0; k < SHORT_BLOCKS; k++)
             live_bytes += short_left[i][k].size;
-    snap();
+    cmt_stats_snap();
     unsigned long long bad = 0;
     for (int i = 0; i < SHORT_PER_BATCH; i++)
         for (int k = 0; k < SHORT_BLOCKS; k++) {
             bad += !tag_ok(&short_left[i][k]);
             free(short_left[i][k].p);
         }
-    struct cmt_process_stats after = delta();
+    struct cmt_process_stats after = cmt_stats_delta();
     pthread_attr_destroy(&attr);
 
     struct counts sum = { 0 };
@@ -698,7 +674,7 @@ START_TEST(scopes_race_with_frees)
     static struct stress st;
     stress_init(&st, nthreads[_i], DEFAULT_OPS / 2);
     run_workers(&st, scope_worker);
-    struct cmt_process_stats d = delta();
+    struct cmt_process_stats d = cmt_stats_delta();
 
     struct counts sum = { 0 };
     for (int i = 0; i < st.nthreads; i++)
@@ -710,9 +686,9 @@ START_TEST(scopes_race_with_frees)
     unsigned long long ignored = d.stale_frees + d.invalid_frees + d.double_frees;
     unsigned long long counted = d.frees;
     unsigned long long bad = 0;
-    snap();
+    cmt_stats_snap();
     unsigned long long freed = free_survivors(&st, &bad);
-    struct cmt_process_stats after = delta();
+    struct cmt_process_stats after = cmt_stats_delta();
 
     printf("threads: scopes/%d %llu operations: %llu allocations, %llu frees, %llu "
            "bulk-freed, %llu stale, %llu invalid, %llu double\n", st.nthreads, sum.ops,

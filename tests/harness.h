@@ -53,6 +53,12 @@ void cmt_write_text(const char *path, const char *text);
 /* The whole file, NUL-terminated and malloc'd; NULL when it cannot be opened. */
 char *cmt_read_text(const char *path);
 
+/* tests/stats-delta.c, for suites linked with the cymemtrack API and run under the preload:
+ * the change in each process total (peak: its value now) since the last snap. */
+struct cmt_process_stats;
+void cmt_stats_snap(void);
+struct cmt_process_stats cmt_stats_delta(void);
+
 /* Runs the suite with CK_FORK on and Check's summary printed; returns the exit status. */
 int cmt_run_suite(Suite *s);
 

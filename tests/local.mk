@@ -10,7 +10,7 @@ TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -fno-builtin
 TEST_LDADD = libcmttest.a $(CHECK_LIBS)
 
 noinst_LIBRARIES = libcmttest.a
-libcmttest_a_SOURCES = tests/harness.c tests/harness.h
+libcmttest_a_SOURCES = tests/harness.c tests/harness.h tests/stats-delta.c
 libcmttest_a_CPPFLAGS = $(TEST_CPPFLAGS)
 libcmttest_a_CFLAGS = $(TEST_CFLAGS)
 
