@@ -14,32 +14,18 @@
 
         .text
 
-/* At entry: the state of the hooked function's entry, with r11 = its struct cmt_hook
- * (r11 is a scratch register, dead at every function entry). Calls
- * cmt_funchook_enter(hook, &return_address_slot), then resumes the hooked function at its
- * relocated first instructions, hook->code (offset 0). As a function, its frame is the one
- * the hooked function would have had: unwinding from on_enter reaches the real caller. */
-        .p2align 4
-        .globl  cmt_funchook_enter_stub
-        .hidden cmt_funchook_enter_stub
-        .type   cmt_funchook_enter_stub, @function
-cmt_funchook_enter_stub:
-        .cfi_startproc
-        pushq   %rbp
-        .cfi_def_cfa_offset 16
-        .cfi_offset %rbp, -16
-        movq    %rsp, %rbp
-        .cfi_def_cfa_register %rbp
-        andq    $-16, %rsp              /* callers that do not align the stack exist */
-        subq    $336, %rsp
-        movq    %rdi, 0(%rsp)
-        movq    %rsi, 8(%rsp)
+/* Every register the ABI lets a callee clobber, general and xmm0-15, into and out of an
+ * aligned 336-byte area at rsp: both stubs keep all of them (see the header). */
+#define SAVE_AREA 336
+        .macro  save_clobbered
+        movq    %rax, 0(%rsp)
+        movq    %rcx, 8(%rsp)
         movq    %rdx, 16(%rsp)
-        movq    %rcx, 24(%rsp)
-        movq    %r8, 32(%rsp)
-        movq    %r9, 40(%rsp)
-        movq    %rax, 48(%rsp)          /* al: vector registers used by a varargs call */
-        movq    %r10, 56(%rsp)          /* static chain of GCC nested functions */
+        movq    %rsi, 24(%rsp)
+        movq    %rdi, 32(%rsp)
+        movq    %r8, 40(%rsp)
+        movq    %r9, 48(%rsp)
+        movq    %r10, 56(%rsp)
         movq    %r11, 64(%rsp)
         movaps  %xmm0, 80(%rsp)
         movaps  %xmm1, 96(%rsp)
@@ -49,7 +35,7 @@ cmt_funchook_enter_stub:
         movaps  %xmm5, 160(%rsp)
         movaps  %xmm6, 176(%rsp)
         movaps  %xmm7, 192(%rsp)
-        movaps  %xmm8, 208(%rsp)        /* not arguments, but see the return stub */
+        movaps  %xmm8, 208(%rsp)
         movaps  %xmm9, 224(%rsp)
         movaps  %xmm10, 240(%rsp)
         movaps  %xmm11, 256(%rsp)
@@ -57,16 +43,15 @@ cmt_funchook_enter_stub:
         movaps  %xmm13, 288(%rsp)
         movaps  %xmm14, 304(%rsp)
         movaps  %xmm15, 320(%rsp)
-        movq    %r11, %rdi
-        leaq    8(%rbp), %rsi
-        call    cmt_funchook_enter
-        movq    0(%rsp), %rdi
-        movq    8(%rsp), %rsi
+        .endm
+        .macro  restore_clobbered
+        movq    0(%rsp), %rax
+        movq    8(%rsp), %rcx
         movq    16(%rsp), %rdx
-        movq    24(%rsp), %rcx
-        movq    32(%rsp), %r8
-        movq    40(%rsp), %r9
-        movq    48(%rsp), %rax
+        movq    24(%rsp), %rsi
+        movq    32(%rsp), %rdi
+        movq    40(%rsp), %r8
+        movq    48(%rsp), %r9
         movq    56(%rsp), %r10
         movq    64(%rsp), %r11
         movaps  80(%rsp), %xmm0
@@ -85,6 +70,31 @@ cmt_funchook_enter_stub:
         movaps  288(%rsp), %xmm13
         movaps  304(%rsp), %xmm14
         movaps  320(%rsp), %xmm15
+        .endm
+
+/* At entry: the state of the hooked function's entry, with r11 = its struct cmt_hook
+ * (r11 is a scratch register, dead at every function entry). Calls
+ * cmt_funchook_enter(hook, &return_address_slot), then resumes the hooked function at its
+ * relocated first instructions, hook->code (offset 0). As a function, its frame is the one
+ * the hooked function would have had: unwinding from on_enter reaches the real caller. */
+        .p2align 4
+        .globl  cmt_funchook_enter_stub
+        .hidden cmt_funchook_enter_stub
+        .type   cmt_funchook_enter_stub, @function
+cmt_funchook_enter_stub:
+        .cfi_startproc
+        pushq   %rbp
+        .cfi_def_cfa_offset 16
+        .cfi_offset %rbp, -16
+        movq    %rsp, %rbp
+        .cfi_def_cfa_register %rbp
+        andq    $-16, %rsp              /* callers that do not align the stack exist */
+        subq    $SAVE_AREA, %rsp
+        save_clobbered
+        movq    %r11, %rdi
+        leaq    8(%rbp), %rsi
+        call    cmt_funchook_enter
+        restore_clobbered
         movq    %rbp, %rsp
         popq    %rbp
         .cfi_def_cfa %rsp, 8
@@ -122,59 +132,11 @@ cmt_funchook_return_stub:
          * registers: a caller compiled with interprocedural register allocation (GCC's
          * -fipa-ra, on at -O2) keeps values in caller-saved registers across a call to a
          * function it knows leaves them alone, and the hooked function is such a one. */
-        subq    $336, %rsp
-        movq    %rax, 0(%rsp)
-        movq    %rdx, 8(%rsp)
-        movq    %rcx, 16(%rsp)
-        movq    %rsi, 24(%rsp)
-        movq    %rdi, 32(%rsp)
-        movq    %r8, 40(%rsp)
-        movq    %r9, 48(%rsp)
-        movq    %r10, 56(%rsp)
-        movq    %r11, 64(%rsp)
-        movaps  %xmm0, 80(%rsp)
-        movaps  %xmm1, 96(%rsp)
-        movaps  %xmm2, 112(%rsp)
-        movaps  %xmm3, 128(%rsp)
-        movaps  %xmm4, 144(%rsp)
-        movaps  %xmm5, 160(%rsp)
-        movaps  %xmm6, 176(%rsp)
-        movaps  %xmm7, 192(%rsp)
-        movaps  %xmm8, 208(%rsp)
-        movaps  %xmm9, 224(%rsp)
-        movaps  %xmm10, 240(%rsp)
-        movaps  %xmm11, 256(%rsp)
-        movaps  %xmm12, 272(%rsp)
-        movaps  %xmm13, 288(%rsp)
-        movaps  %xmm14, 304(%rsp)
-        movaps  %xmm15, 320(%rsp)
+        subq    $SAVE_AREA, %rsp
+        save_clobbered
         leaq    8(%rbp), %rdi
         call    cmt_funchook_return
-        movq    0(%rsp), %rax
-        movq    8(%rsp), %rdx
-        movq    16(%rsp), %rcx
-        movq    24(%rsp), %rsi
-        movq    32(%rsp), %rdi
-        movq    40(%rsp), %r8
-        movq    48(%rsp), %r9
-        movq    56(%rsp), %r10
-        movq    64(%rsp), %r11
-        movaps  80(%rsp), %xmm0
-        movaps  96(%rsp), %xmm1
-        movaps  112(%rsp), %xmm2
-        movaps  128(%rsp), %xmm3
-        movaps  144(%rsp), %xmm4
-        movaps  160(%rsp), %xmm5
-        movaps  176(%rsp), %xmm6
-        movaps  192(%rsp), %xmm7
-        movaps  208(%rsp), %xmm8
-        movaps  224(%rsp), %xmm9
-        movaps  240(%rsp), %xmm10
-        movaps  256(%rsp), %xmm11
-        movaps  272(%rsp), %xmm12
-        movaps  288(%rsp), %xmm13
-        movaps  304(%rsp), %xmm14
-        movaps  320(%rsp), %xmm15
+        restore_clobbered
         movq    %rbp, %rsp
         popq    %rbp
         .cfi_def_cfa %rsp, 8
