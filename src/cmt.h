@@ -154,7 +154,64 @@ static inline void cmt_shard_unlock(struct cmt_shard *s)
 {
     cmt_spin_unlock(&s->lock);
 }
+/* Where a block goes in its shard. Blocks an allocator hands out one after another lie next
+ * to each other, so the table keeps them next to each other too: the 64 KiB region of an
+ * address picks its shard and a pseudo-random base slot, and within the region slots follow
+ * the address (one slot per 16-byte granule). A heap that grows then touches one new cache
+ * line of the table every few blocks, not one per block; regions' random bases keep the
+ * probe runs of different regions apart. */
+#define CMT_SHARD_GRANULE_SHIFT 4
+/* Grow at 50% load: linear probing stays short and the table under 2×32 B a block. */
+#define CMT_SHARD_MAX_LOAD_NUM 1u
+#define CMT_SHARD_MAX_LOAD_DEN 2u
+
+static inline uint32_t cmt_shard_home(const struct cmt_shard *s, uintptr_t ptr)
+{
+    return (uint32_t)((ptr >> CMT_SHARD_GRANULE_SHIFT) + (cmt_table_region_hash(ptr) >> 24)) &
+           s->mask;
+}
+
+/* ptr's slot, or the empty slot where it would go. The shard must be locked and have slots. */
+static inline uint32_t cmt_shard_probe(const struct cmt_shard *s, uintptr_t ptr)
+{
+    uint32_t i = cmt_shard_home(s, ptr);
+    while (s->slots[i].ptr != 0 && s->slots[i].ptr != ptr)
+        i = (i + 1) & s->mask;
+    return i;
+}
+
+/* Grows s for one more block; false (said once) when out of memory. */
+bool cmt_shard_make_room(struct cmt_table *tab, struct cmt_shard *s);
+
+/* The slot for ptr, new (counted) or ptr's own, with the shard locked; the caller writes
+ * every field, in place: a record built elsewhere and copied in would be read back wide
+ * before its narrow stores land, which stalls. NULL when out of memory. Inline, with
+ * cmt_shard_find: every allocation and free runs one of them. */
+static inline struct cmt_block *cmt_shard_claim(struct cmt_table *tab, struct cmt_shard *s,
+                                                uintptr_t ptr)
+{
+    if (cmt_unlikely(!s->slots ||
+                     (uint64_t)(s->count + 1) * CMT_SHARD_MAX_LOAD_DEN >
+                         (uint64_t)(s->mask + 1) * CMT_SHARD_MAX_LOAD_NUM) &&
+        !cmt_shard_make_room(tab, s))
+        return NULL;
+    uint32_t i = cmt_shard_probe(s, ptr);
+    if (s->slots[i].ptr == 0)
+        s->count++;
+    return &s->slots[i];
+}
+
+/* ptr's slot, or NULL; valid until the shard is unlocked or changed. */
+static inline struct cmt_block *cmt_shard_find(struct cmt_shard *s, uintptr_t ptr)
+{
+    if (cmt_unlikely(!s->slots))
+        return NULL;
+    uint32_t i = cmt_shard_probe(s, ptr);
+    return s->slots[i].ptr == ptr ? &s->slots[i] : NULL;
+}
 bool cmt_shard_insert(struct cmt_table *tab, struct cmt_shard *s, const struct cmt_block *b);
+/* Empties a slot cmt_shard_find or cmt_shard_claim returned. */
+void cmt_shard_delete(struct cmt_shard *s, struct cmt_block *slot);
 /* Overwrites the record of b->ptr, which must be in the table. */
 void cmt_shard_replace(struct cmt_shard *s, const struct cmt_block *b);
 /* Removes ptr when its instance is `instance` (any instance for UINT32_MAX). */

@@ -189,20 +189,23 @@ static CMT_NOINLINE struct cmt_instance *owner_slow(struct cmt_thread *t)
 static inline bool record_alloc_in(struct cmt_thread *t, struct cmt_instance *inst, void *p,
                                    size_t size, uint32_t flags)
 {
-    struct cmt_block b = {
-        .ptr = (uintptr_t)p,
-        .size_thread = ((uint64_t)size & CMT_SIZE_MASK) | ((uint64_t)t->number << CMT_SIZE_BITS),
-        .instance = inst->id,
-        .stack = cmt_cfg.stack_depth ? cmt_stack_capture() : 0,
-        .seq = ++t->seq,
-        .flags = flags,
-    };
-    struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, b.ptr);
-    bool ok = cmt_shard_insert(&cmt_live, s, &b);
-    if (cmt_likely(ok))
+    uint64_t size_thread =
+        ((uint64_t)size & CMT_SIZE_MASK) | ((uint64_t)t->number << CMT_SIZE_BITS);
+    uint32_t stack = cmt_cfg.stack_depth ? cmt_stack_capture() : 0;
+    uint32_t seq = ++t->seq;
+    struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, (uintptr_t)p);
+    struct cmt_block *b = cmt_shard_claim(&cmt_live, s, (uintptr_t)p);
+    if (cmt_likely(b != NULL)) {
+        b->ptr = (uintptr_t)p;
+        b->size_thread = size_thread;
+        b->instance = inst->id;
+        b->stack = stack;
+        b->seq = seq;
+        b->flags = flags;
         cmt_instance_count_alloc(t, inst, size);
+    }
     cmt_shard_unlock(s);
-    if (cmt_unlikely(!ok))
+    if (cmt_unlikely(b == NULL))
         return false;
     cmt_totals_alloc(t, size);
     if (cmt_unlikely(inst->flags & CMT_INST_BULK))
@@ -234,22 +237,22 @@ static inline void record_alloc(struct cmt_thread *t, void *p, size_t size)
  * gets the allocator the block goes back to: NULL for the next allocator, else its scope's
  * own. False when p is no such block. */
 static inline bool take_block(struct cmt_thread *t, uintptr_t p, uint32_t instance,
-                              struct cmt_block *b, cmt_free_fn_t *free_fn)
+                              cmt_free_fn_t *free_fn)
 {
     struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, p);
-    if (!cmt_shard_remove(s, p, instance, b)) {
+    struct cmt_block *b = cmt_shard_find(s, p);
+    /* A quarantined block stays: the caller reports a stale free. */
+    if (!b || (instance != UINT32_MAX && b->instance != instance) ||
+        cmt_unlikely(b->flags & CMT_BLOCK_QUARANTINED)) {
         cmt_shard_unlock(s);
         return false;
     }
-    if (cmt_unlikely(b->flags & CMT_BLOCK_QUARANTINED)) {
-        cmt_shard_insert(&cmt_live, s, b);  /* stays; the caller reports a stale free */
-        cmt_shard_unlock(s);
-        return false;
-    }
+    /* Read from the slot itself, not from a copy (see cmt_shard_claim). */
     size_t size = cmt_block_size(b);
     struct cmt_instance *inst = cmt_instance_get(b->instance);
     /* Read before the count: the last free of a closed instance lets it be reused. */
     *free_fn = cmt_unlikely(b->flags & CMT_BLOCK_CUSTOM) ? inst->free_fn : NULL;
+    cmt_shard_delete(s, b);
     bool retire = cmt_instance_count_free(t, inst, size);
     cmt_shard_unlock(s);
     if (cmt_unlikely(retire))
@@ -262,8 +265,7 @@ static inline bool take_block(struct cmt_thread *t, uintptr_t p, uint32_t instan
 
 bool cmt_take_block(struct cmt_thread *t, void *p, uint32_t instance, cmt_free_fn_t *free_fn)
 {
-    struct cmt_block b;
-    return take_block(t, (uintptr_t)p, instance, &b, free_fn);
+    return take_block(t, (uintptr_t)p, instance, free_fn);
 }
 
 void cmt_release(struct cmt_thread *t, void *p, cmt_free_fn_t free_fn)
@@ -434,9 +436,8 @@ CMT_EXPORT void free(void *p)
         return;
     }
     t->busy = 1;
-    struct cmt_block b;
     cmt_free_fn_t free_fn;
-    if (cmt_likely(take_block(t, (uintptr_t)p, UINT32_MAX, &b, &free_fn))) {
+    if (cmt_likely(take_block(t, (uintptr_t)p, UINT32_MAX, &free_fn))) {
         if (cmt_likely(!free_fn))
             cmt_next.free(p);
         else

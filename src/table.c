@@ -16,32 +16,6 @@
 struct cmt_table cmt_live;
 
 #define SHARD_MIN_SLOTS 256u
-/* Grow at 50% load: linear probing stays short and the table stays under 2×32 B a block. */
-#define SHARD_MAX_LOAD_NUM 1u
-#define SHARD_MAX_LOAD_DEN 2u
-
-/* Where a block goes. Blocks an allocator hands out one after another lie next to each
- * other, so the table keeps them next to each other too: the 64 KiB region of an address
- * picks its shard and a pseudo-random base slot, and within the region slots follow the
- * address (one slot per 16-byte granule). A heap that grows then touches one new cache line
- * of the table every few blocks, not one per block; regions' random bases keep the probe
- * runs of different regions apart. */
-#define GRANULE_SHIFT 4
-
-static inline uint32_t slot_of(const struct cmt_shard *s, uintptr_t ptr)
-{
-    return (uint32_t)((ptr >> GRANULE_SHIFT) + (cmt_table_region_hash(ptr) >> 24)) & s->mask;
-}
-
-/* Finds ptr's slot, or the empty slot where it would go. The shard must be locked and have
- * slots. */
-static inline uint32_t probe(const struct cmt_shard *s, uintptr_t ptr)
-{
-    uint32_t i = slot_of(s, ptr);
-    while (s->slots[i].ptr != 0 && s->slots[i].ptr != ptr)
-        i = (i + 1) & s->mask;
-    return i;
-}
 
 /* Doubles the shard (or gives it its first slots). Called with the shard locked; on failure
  * the shard is left as it was. */
@@ -63,7 +37,7 @@ static CMT_NOINLINE bool shard_grow(struct cmt_shard *s)
     for (uint32_t i = 0; i < old_cap; i++) {
         if (old[i].ptr == 0)
             continue;
-        uint32_t j = probe(s, old[i].ptr);
+        uint32_t j = cmt_shard_probe(s, old[i].ptr);
         s->slots[j] = old[i];
     }
     if (old) {
@@ -73,21 +47,22 @@ static CMT_NOINLINE bool shard_grow(struct cmt_shard *s)
     return true;
 }
 
+bool cmt_shard_make_room(struct cmt_table *tab, struct cmt_shard *s)
+{
+    if (!shard_grow(s) && (!s->slots || s->count + 1 > s->mask)) {
+        if (!atomic_exchange(&tab->oom_said, 1))
+            cmt_diag("out of memory for the block table; new blocks go untracked");
+        return false;
+    }
+    return true;
+}
+
 bool cmt_shard_insert(struct cmt_table *tab, struct cmt_shard *s, const struct cmt_block *b)
 {
-    if (cmt_unlikely(!s->slots ||
-                     (uint64_t)(s->count + 1) * SHARD_MAX_LOAD_DEN >
-                         (uint64_t)(s->mask + 1) * SHARD_MAX_LOAD_NUM)) {
-        if (!shard_grow(s) && (!s->slots || s->count + 1 > s->mask)) {
-            if (!atomic_exchange(&tab->oom_said, 1))
-                cmt_diag("out of memory for the block table; new blocks go untracked");
-            return false;
-        }
-    }
-    uint32_t i = probe(s, b->ptr);
-    if (s->slots[i].ptr == 0)
-        s->count++;
-    s->slots[i] = *b;
+    struct cmt_block *slot = cmt_shard_claim(tab, s, b->ptr);
+    if (!slot)
+        return false;
+    *slot = *b;
     return true;
 }
 
@@ -100,7 +75,7 @@ static void delete_slot(struct cmt_shard *s, uint32_t i)
         j = (j + 1) & s->mask;
         if (s->slots[j].ptr == 0)
             break;
-        uint32_t home = slot_of(s, s->slots[j].ptr);
+        uint32_t home = cmt_shard_home(s, s->slots[j].ptr);
         /* Move j back to i unless its home lies cyclically in (i, j]. */
         bool stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
         if (!stays) {
@@ -114,19 +89,22 @@ static void delete_slot(struct cmt_shard *s, uint32_t i)
 
 void cmt_shard_replace(struct cmt_shard *s, const struct cmt_block *b)
 {
-    s->slots[probe(s, b->ptr)] = *b;
+    s->slots[cmt_shard_probe(s, b->ptr)] = *b;
+}
+
+void cmt_shard_delete(struct cmt_shard *s, struct cmt_block *slot)
+{
+    delete_slot(s, (uint32_t)(slot - s->slots));
 }
 
 bool cmt_shard_remove(struct cmt_shard *s, uintptr_t ptr, uint32_t instance,
                       struct cmt_block *out)
 {
-    if (cmt_unlikely(!s->slots))
+    struct cmt_block *slot = cmt_shard_find(s, ptr);
+    if (!slot || (instance != UINT32_MAX && slot->instance != instance))
         return false;
-    uint32_t i = probe(s, ptr);
-    if (s->slots[i].ptr != ptr || (instance != UINT32_MAX && s->slots[i].instance != instance))
-        return false;
-    *out = s->slots[i];
-    delete_slot(s, i);
+    *out = *slot;
+    cmt_shard_delete(s, slot);
     return true;
 }
 
@@ -159,7 +137,7 @@ bool cmt_table_lookup_locked(struct cmt_shard *s, uintptr_t ptr, struct cmt_bloc
 {
     if (!s->slots)
         return false;
-    uint32_t i = probe(s, ptr);
+    uint32_t i = cmt_shard_probe(s, ptr);
     if (s->slots[i].ptr != ptr)
         return false;
     *out = s->slots[i];
