@@ -10,7 +10,7 @@ EXTRA_DIST += $(PY_SOURCES) $(PY_PXD) python/build_ext.py $(PY_DEMO) \
 	examples/cython/run.py examples/cython/global.supp $(PY_TESTS)
 
 if HAVE_PYTHON
-# Into the site-packages directory configure found: $(pkgpythondir) is its cymemtrack/. The
+# Into the Python package directory configure chose: $(pkgpythondir) is its cymemtrack/. The
 # .pxd goes beside the module, where `from cymemtrack.cymemtrack cimport ...` finds it.
 pkgpython_PYTHON = $(PY_SOURCES)
 pkgpython_DATA = $(PY_PXD)
