@@ -199,8 +199,10 @@ static inline bool record_alloc_in(struct cmt_thread *t, struct cmt_instance *in
     };
     struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, b.ptr);
     bool ok = cmt_shard_insert(&cmt_live, s, &b);
-    if (cmt_likely(ok))
+    if (cmt_likely(ok)) {
         cmt_instance_count_alloc(t, inst, size);
+        cmt_stackcount_note(t, inst, b.stack, size);
+    }
     cmt_shard_unlock(s);
     if (cmt_unlikely(!ok))
         return false;
