@@ -552,6 +552,83 @@ void cmt_stack_init(void);
 void cmt_stack_lock_all(void);
 void cmt_stack_unlock_all(void);
 
+/* ---- stackcount.c: allocations and bytes allocated per (scope name, stack) ---------- */
+
+/* Every allocation recorded while stacks are captured (cmt_cfg.stack_depth > 0) is counted
+ * under its scope's name and its stack id (0 when the capture failed). A thread counts into
+ * a small direct-mapped cache of its own, without a shared write; an entry goes to the
+ * shared table when another key takes its slot, when the thread exits, and in a fork child
+ * (the threads that did not follow it). The report reads the shared table and every cache.
+ * The shared table holds CMT_STACKCOUNT_KEYS keys; past that, an allocation is counted under
+ * its scope name with stack 0, so that per scope the sums stay exact. */
+#define CMT_STACKCOUNT_KEYS (UINT32_C(1) << 16)
+#define CMT_STACKCOUNT_CACHE_BITS 9
+#define CMT_STACKCOUNT_KEY_USED (UINT64_C(1) << 63)
+
+struct cmt_stackcount_slot {
+    /* USED | name << 32 | stack, 0 when empty. Written by the owning thread only; atomic
+     * (relaxed: plain moves) because the report writer reads them from another thread. */
+    _Atomic uint64_t key, allocs, bytes;
+};
+
+struct cmt_stackcount_cache {
+    struct cmt_stackcount_slot slot[1u << CMT_STACKCOUNT_CACHE_BITS];
+    struct cmt_stackcount_cache *all_next;      /* every cache made, never unlinked */
+    struct cmt_stackcount_cache *free_next;     /* while no thread owns it */
+};
+
+/* The calling thread's cache; NULL before its first counted allocation and after its exit. */
+extern __thread struct cmt_stackcount_cache *cmt_stackcount_mine CMT_TLS;
+
+void cmt_stackcount_note_slow(struct cmt_thread *t, uint64_t key, size_t size);
+
+/* Counts one allocation of size bytes in inst, made by t with stack id `stack`. Called by
+ * the hooks in the critical section that records the block, so that fork (which holds every
+ * shard lock) never sees one without the other; never blocks then, except on the first
+ * allocation of a thread, which maps its cache. */
+static inline void cmt_stackcount_note(struct cmt_thread *t, const struct cmt_instance *inst,
+                                       uint32_t stack, size_t size)
+{
+    if (!cmt_cfg.stack_depth)
+        return;
+    uint64_t key = CMT_STACKCOUNT_KEY_USED | (uint64_t)inst->name << 32 | stack;
+    struct cmt_stackcount_cache *c = cmt_stackcount_mine;
+    if (cmt_likely(c != NULL)) {
+        struct cmt_stackcount_slot *s =
+            &c->slot[(key * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - CMT_STACKCOUNT_CACHE_BITS)];
+        if (cmt_likely(atomic_load_explicit(&s->key, memory_order_relaxed) == key)) {
+            atomic_store_explicit(&s->allocs,
+                                  atomic_load_explicit(&s->allocs, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
+            atomic_store_explicit(&s->bytes,
+                                  atomic_load_explicit(&s->bytes, memory_order_relaxed) + size,
+                                  memory_order_relaxed);
+            return;
+        }
+    }
+    cmt_stackcount_note_slow(t, key, size);
+}
+
+/* One (scope name, stack) count, as the report lists it. A key may come more than once
+ * (from the shared table and from threads' caches): the counts of equal keys add up. */
+struct cmt_stackcount_entry {
+    uint32_t name, stack;
+    uint64_t allocs, bytes;
+};
+/* Calls fn for every count kept: the shared table, the per-name counts past its size (as
+ * stack 0) and every thread's cache. Lock-free and async-signal-safe; allocations counted
+ * meanwhile by other threads may be left out or, once, seen twice. */
+void cmt_stackcount_foreach(void (*fn)(const struct cmt_stackcount_entry *e, void *arg),
+                            void *arg);
+/* The calling thread is exiting (thread.c): its cache goes to the shared table and is
+ * recycled; its later allocations count straight into the shared table. */
+void cmt_stackcount_thread_exit(void);
+/* Held across fork(), after the live table's shards: the list of free caches. */
+void cmt_stackcount_lock(void);
+void cmt_stackcount_unlock(void);
+/* In a fork child: the caches of the threads that did not follow go to the shared table. */
+void cmt_stackcount_after_fork_child(void);
+
 /* ---- badfree.c: frees the tracker refused, by kind and stack ------------------------ */
 
 enum cmt_badfree_kind {

@@ -183,9 +183,9 @@ static CMT_NOINLINE struct cmt_instance *owner_slow(struct cmt_thread *t)
     return w && inst->kind == CMT_KIND_GLOBAL ? w : inst;
 }
 
-/* Records p, just returned by an allocator for size bytes, in inst. The table entry and the
- * scope's counters change in one critical section of p's shard, so that fork, which holds
- * every shard lock, never sees one without the other. */
+/* Records p, just returned by an allocator for size bytes, in inst. The table entry, the
+ * scope's counters and the per-stack count change in one critical section of p's shard, so
+ * that fork, which holds every shard lock, never sees one without the others. */
 static inline bool record_alloc_in(struct cmt_thread *t, struct cmt_instance *inst, void *p,
                                    size_t size, uint32_t flags)
 {
@@ -203,6 +203,7 @@ static inline bool record_alloc_in(struct cmt_thread *t, struct cmt_instance *in
         b->seq = seq;
         b->flags = flags;
         cmt_instance_count_alloc(t, inst, size);
+        cmt_stackcount_note(t, inst, stack, size);
     }
     cmt_shard_unlock(s);
     if (cmt_unlikely(b == NULL))

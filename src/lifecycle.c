@@ -28,10 +28,12 @@ static void fork_prepare(void)
     cmt_stack_lock_all();   /* before the arena lock: adding a stack takes it */
     cmt_raw_lock();
     cmt_table_lock_all(&cmt_live);
+    cmt_stackcount_lock();  /* last: a thread may take it with a shard lock held */
 }
 
 static void fork_parent(void)
 {
+    cmt_stackcount_unlock();
     cmt_table_unlock_all(&cmt_live);
     cmt_raw_unlock();
     cmt_stack_unlock_all();
@@ -43,6 +45,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    cmt_stackcount_after_fork_child();     /* unlocks it */
     cmt_table_unlock_all(&cmt_live);
     cmt_raw_unlock();
     cmt_stack_unlock_all();

@@ -11,6 +11,7 @@ libcmtcore_la_SOURCES = \
 	src/diag.c \
 	src/rawmem.c \
 	src/stack.c \
+	src/stackcount.c \
 	src/table.c
 libcmtcore_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 # Stack capture (stack.c) uses libunwind when configure found it.

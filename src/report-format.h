@@ -34,6 +34,13 @@
  *            u64 bytes_in_closed, u32 nsamples, u64 sample_addr[nsamples] (at most
  *            CMT_LEAK_SAMPLES). One record per (scope, stack) with blocks still live;
  *            *_in_closed counts those whose scope instance had closed.
+ *   ALLOCSITE u32 scope, u32 stack, u64 allocations, u64 bytes_allocated (version 3):
+ *            allocations per (scope, stack), written when stacks were captured
+ *            (CYMEMTRACK_STACK_DEPTH > 0; without them there are none). Stack 0 counts the
+ *            allocations whose stack was not captured, or came after the tracker's table of
+ *            (scope, stack) pairs was full. One key may come in several records, whose counts
+ *            add up. Summed over a scope they equal its SCOPE allocations and bytes_allocated
+ *            (exactly, unless other threads were allocating while the report was written).
  *   BADFREE  u8 kind (CMT_BADFREE_*), u32 stack, u32 scope (the bulk-freeing scope of a
  *            stale free, or UINT32_MAX), u64 count, u64 sample_addr
  *   TIMELINE u64 time_unix_ns, u32 n, then n times (u32 scope, u64 live_bytes): one sample
@@ -58,8 +65,9 @@
 
 #define CMT_REPORT_MAGIC "CYMEMTRK"
 #define CMT_REPORT_MAGIC_LEN 8
-/* Version 2 added TIMELINE; a file without TIMELINE records reads as version 1 did. */
-#define CMT_REPORT_VERSION 2u
+/* Version 2 added TIMELINE, version 3 ALLOCSITE; a file without them reads as version 1
+ * did. */
+#define CMT_REPORT_VERSION 3u
 #define CMT_REPORT_HEADER_SIZE 16u
 
 enum cmt_record_type {
@@ -72,6 +80,7 @@ enum cmt_record_type {
     CMT_REC_TOTALS = 7,
     CMT_REC_END = 8,
     CMT_REC_TIMELINE = 9,
+    CMT_REC_ALLOCSITE = 10,
 };
 
 /* How the process ended (END.how). */

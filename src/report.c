@@ -367,6 +367,11 @@ static void mark_bf(const struct cmt_badfree_entry *e, void *arg)
     mark_stack(arg, e->stack);
 }
 
+static void mark_sc(const struct cmt_stackcount_entry *e, void *arg)
+{
+    mark_stack(arg, e->stack);
+}
+
 static void gather(struct gather *g, bool careful)
 {
     memset(g, 0, sizeof *g);
@@ -383,6 +388,7 @@ static void gather(struct gather *g, bool careful)
         if (g->slot[i].key)
             mark_stack(g, (uint32_t)g->slot[i].key);
     cmt_badfree_foreach(mark_bf, g);
+    cmt_stackcount_foreach(mark_sc, g);
 }
 
 static void gather_release(struct gather *g)
@@ -765,6 +771,28 @@ struct bf_ctx {
     const struct gather *g;
 };
 
+/* A name interned after put_scopes ran has no SCOPE record: its counts are left out, as
+ * its allocations are of the SCOPE records. A stack not marked (captured after the gather)
+ * is written as 0, so that the counts still add up. */
+struct sc_ctx {
+    struct writer *w;
+    const struct gather *g;
+    uint32_t names;
+};
+
+static void put_allocsite(const struct cmt_stackcount_entry *e, void *arg)
+{
+    struct sc_ctx *c = arg;
+    if (e->name >= c->names)
+        return;
+    w_begin(c->w, CMT_REC_ALLOCSITE, 4 + 4 + 8 + 8);
+    put_u32(c->w, e->name);
+    put_u32(c->w, stack_ref(c->g, e->stack));
+    put_u64(c->w, e->allocs);
+    put_u64(c->w, e->bytes);
+    w_end(c->w);
+}
+
 static void put_badfree(const struct cmt_badfree_entry *e, void *arg)
 {
     struct bf_ctx *c = arg;
@@ -1082,6 +1110,8 @@ static void write_records(struct writer *w, int how, int code, const char *label
     struct sums sum = { 0, 0, 0, 0 };
     put_scopes(w, &sum);
     put_leaks(w, g);
+    struct sc_ctx sc = { w, g, sum.names };
+    cmt_stackcount_foreach(put_allocsite, &sc);
     struct bf_ctx bc = { w, g };
     cmt_badfree_foreach(put_badfree, &bc);
     struct tl_ctx tc = { w, sum.names };

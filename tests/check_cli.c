@@ -103,6 +103,11 @@ static size_t demo_build(struct cmt_rb *b, const struct demo *d)
     cmt_rb_leak(b, 1, 2, 10 * k, 5000 * k, 4, 2000, 1, samples);
     cmt_rb_leak(b, 1, 3, 1, 16, 1, 16, 0, NULL);
     cmt_rb_leak(b, 2, 4, 1, 1024, 0, 0, 0, NULL);
+    /* Allocation sites, adding up to each scope's allocations and bytes. */
+    cmt_rb_allocsite(b, 0, 1, 1000 * k, 64000 * k);
+    cmt_rb_allocsite(b, 1, 2, 400, 1048576);
+    cmt_rb_allocsite(b, 1, 0, 100, 524288);
+    cmt_rb_allocsite(b, 2, 4, 40, 40960);
     cmt_rb_badfree(b, CMT_REPORT_BADFREE_DOUBLE, 4, UINT32_MAX, 2, 0x1234560);
     cmt_rb_badfree(b, CMT_REPORT_BADFREE_INVALID, 4, UINT32_MAX, 1, 0xdeadbeef);
     cmt_rb_badfree(b, CMT_REPORT_BADFREE_STALE, 2, 1, 1, 0x5000100);

@@ -66,8 +66,9 @@ static void golden(const char *name, const char *got)
 /* ---- a report built by hand ---------------------------------------------------------- */
 
 /* A shop program: three scopes, leaks from six stacks (one outside every module, one of a
- * function whose name holds the folded format's separator), bad frees, and five timeline
- * samples. Module paths do not exist: names come from fake_symbols(). */
+ * function whose name holds the folded format's separator), bad frees, five timeline
+ * samples and allocation sites that add up to the scopes' allocations (one key in two
+ * records). Module paths do not exist: names come from fake_symbols(). */
 #define SHOP_EXE "/nonexistent/cmt-html/bin/shop"
 #define SHOP_LIBC "/nonexistent/cmt-html/lib/libc.so.6"
 #define LIBC_START 0x7f0000028000ull
@@ -79,6 +80,7 @@ struct shop {
     uint32_t version;
     bool timeline;
     uint64_t scale;
+    bool allocsites;
 };
 
 static void shop_build(struct cmt_rb *b, const struct shop *d)
@@ -115,6 +117,16 @@ static void shop_build(struct cmt_rb *b, const struct shop *d)
     cmt_rb_leak(b, 2, 4, 1, 16, 0, 0, 0, NULL);
     cmt_rb_leak(b, 0, 5, 3, 300, 0, 0, 0, NULL);
     cmt_rb_leak(b, 0, 0, 2, 2048, 0, 0, 0, NULL);
+    if (d->allocsites) {
+        cmt_rb_allocsite(b, 0, 5, 3, 300);
+        cmt_rb_allocsite(b, 0, 0, 47, 8700);
+        cmt_rb_allocsite(b, 1, 1, 200, 40000 * k);
+        cmt_rb_allocsite(b, 1, 6, 100, 20000 * k);
+        cmt_rb_allocsite(b, 1, 3, 100, 20000 * k);
+        cmt_rb_allocsite(b, 2, 2, 800, 110000);
+        cmt_rb_allocsite(b, 2, 4, 20, 1000);
+        cmt_rb_allocsite(b, 2, 2, 80, 9000);
+    }
     cmt_rb_badfree(b, CMT_REPORT_BADFREE_DOUBLE, 5, UINT32_MAX, 2, 0x1234560);
     cmt_rb_badfree(b, CMT_REPORT_BADFREE_STALE, 2, 2, 1, 0x5000100);
     if (d->timeline) {
@@ -139,7 +151,9 @@ static void shop_build(struct cmt_rb *b, const struct shop *d)
     cmt_rb_end_rec(b, CMT_END_EXIT, 0, "");
 }
 
-static const struct shop shop_default = { CMT_REPORT_VERSION, true, 1 };
+static const struct shop shop_default = { CMT_REPORT_VERSION, true, 1, true };
+/* The same program as the previous format version wrote it: no allocation sites. */
+static const struct shop shop_v2 = { 2, true, 1, false };
 
 static const char *shop_file(const char *name, const struct shop *d)
 {
@@ -259,6 +273,31 @@ START_TEST(folded_golden)
 }
 END_TEST
 
+/* A report without allocation sites: bytes allocated per scope only, one frame-less line
+ * each, as before allocation sites existed, and a warning that says why. */
+START_TEST(folded_allocated_without_sites)
+{
+    struct cmt_process p;
+    read_shop(&p, &shop_v2);
+    struct cmt_render_opts o = { 0 };
+    unsigned warnings = cmt_diag_state.warnings;
+    char *out = render(&p, &o, false, CMT_FOLDED_ALLOCATED);
+    warnings = cmt_diag_state.warnings - warnings;
+    ck_assert_str_eq(out, "<b>render</b> 120000\nglobal 9000\nparser 80000\n");
+    ck_assert_uint_eq(warnings, 1);
+    free(out);
+    cmt_process_free(&p);
+    struct cmt_run r;
+    REPORT_RUN(&r, "--folded=allocated", shop_file("v2.cmt", &shop_v2));
+    ck_assert_int_eq(r.exit_code, 0);
+    ck_assert_ptr_nonnull(strstr(r.err, "cymem-report: warning: "));
+    ck_assert_ptr_nonnull(strstr(r.err, "v2.cmt: no bytes allocated per stack (its report was "
+                                        "written by a tracker older than report format 3): "
+                                        "each scope is one line\n"));
+    cmt_run_free(&r);
+}
+END_TEST
+
 START_TEST(folded_follows_the_filters)
 {
     struct cmt_process p;
@@ -269,6 +308,19 @@ START_TEST(folded_follows_the_filters)
     /* Two sites of 1024 bytes and more: stacks 1 and 6 name the same frames, one line. */
     ck_assert_str_eq(out, "parser;libc.so.6+0x29d90;main;parse_all;parse_item;alloc_node "
                           "5120\n");
+    free(out);
+    /* The same filters for bytes allocated: --min-bytes on the bytes of a site, and --top
+     * the largest sites (stack 1's 40000 bytes, then stack 6's or 3's 20000). */
+    o.min_bytes = 20001;
+    out = render(&p, &o, false, CMT_FOLDED_ALLOCATED);
+    ck_assert_str_eq(out, "parser;libc.so.6+0x29d90;main;parse_all;parse_item;alloc_node "
+                          "40000\n");
+    free(out);
+    o.min_bytes = 0;
+    o.top = 1;
+    out = render(&p, &o, false, CMT_FOLDED_ALLOCATED);
+    ck_assert_str_eq(out, "parser;libc.so.6+0x29d90;main;parse_all;parse_item;alloc_node "
+                          "40000\n");
     free(out);
     cmt_process_free(&p);
 }
@@ -326,7 +378,7 @@ END_TEST
 
 START_TEST(version_1_without_timeline_reads)
 {
-    struct shop v1 = { 1, false, 1 };
+    struct shop v1 = { 1, false, 1, false };
     struct cmt_process p;
     ck_assert_int_eq(cmt_report_read(shop_file("v1.cmt", &v1), &p), 0);
     ck_assert_uint_eq(p.nsamples, 0);
@@ -593,6 +645,16 @@ START_TEST(html_is_self_contained)
     free(json);
     free(page);
     cmt_process_free(&p);
+    /* A report of the previous format: the page says why it has no allocation sites. */
+    read_shop(&p, &shop_v2);
+    page = render(&p, &o, true, CMT_FOLDED_LEAKED);
+    json = page_data(page);
+    ck_assert_ptr_nonnull(strstr(json, "\"alloc_sites\":false,\"alloc_note\":\"its report was "
+                                       "written by a tracker older than report format 3\","
+                                       "\"allocs\":[]"));
+    free(json);
+    free(page);
+    cmt_process_free(&p);
 }
 END_TEST
 
@@ -613,6 +675,12 @@ START_TEST(html_data_is_json)
         "assert [s['name'] for s in p['scopes']] == ['global', 'parser', '<b>render</b>']\n"
         "assert sum(l[2] for l in p['leaks']) == 11484\n"
         "assert len(p['leaks']) == 7 and len(p['badfrees']) == 2\n"
+        "assert p['alloc_sites'] is True and p['alloc_note'] is None, p['alloc_note']\n"
+        "assert len(p['allocs']) == 7, p['allocs']\n"
+        "for i, s in enumerate(p['scopes']):\n"
+        "    mine = [a for a in p['allocs'] if a[0] == i]\n"
+        "    assert sum(a[1] for a in mine) == s['allocations'], (s, mine)\n"
+        "    assert sum(a[2] for a in mine) == s['bytes_allocated'], (s, mine)\n"
         "assert p['timeline']['t'] == [10.0, 20.0, 30.0, 40.0, 50.0], p['timeline']['t']\n"
         "s = p['timeline']['series']\n"
         "assert [x['scope'] for x in s] == [1, 2, None], s\n"
@@ -690,6 +758,14 @@ START_TEST(html_in_a_browser)
         " \"sort\": \"leaked_bytes\", \"sorted_names\": [\"parser\", \"<b>render</b>\", "
         "\"global\"],\n"
         " \"timeline_series\": 3,\n"
+        " \"allocated\": {\"total\": 209000,\n"
+        "   \"frames\": [[\"all\", 0, 209000], [\"<b>render</b>\", 1, 120000],\n"
+        "     [\"parser\", 1, 80000], [\"global\", 1, 9000], [\"[no stack]\", 2, 8700],\n"
+        "     [\"main\", 2, 300], [\"0x9999\", 2, 1000], [\"libc.so.6+0x29d90\", 2, 119000],\n"
+        "     [\"parse_item\", 5, 80000], [\"alloc_node\", 6, 60000],\n"
+        "     [\"alloc_node\", 6, 119000]],\n"
+        "   \"hover\": \"alloc_node\", \"hover_text\": [\"alloc_node\", \"src/shop.c:12\",\n"
+        "     \"116.2 KiB allocated in 880 allocations\"]},\n"
         " \"title_has\": \"</script><script>alert(1)</script>\"}\n";
     cmt_write_text(cmt_scratch_path("expect.json"), expect);
     char shot[PATH_MAX];
@@ -720,6 +796,7 @@ static Suite *html_suite(void)
     tcase_add_checked_fixture(tc, scratch_setup, cmt_scratch_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, folded_golden);
+    tcase_add_test(tc, folded_allocated_without_sites);
     tcase_add_test(tc, folded_follows_the_filters);
     tcase_add_test(tc, folded_from_a_real_program);
     suite_add_tcase(s, tc);

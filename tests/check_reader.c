@@ -91,10 +91,15 @@ static const struct cmt_rb_scope pool_counters = { 3, 100, 6400, 90, 5760, 8, 3,
 /* More bulk-freed than outlived: the derivation clamps at 0. */
 static const struct cmt_rb_scope clamp_counters = { 2, 10, 100, 4, 40, 1, 5, 50, 60 };
 
+/* Allocation sites of the valid file (format version 3): pool's add up to its 100
+ * allocations and 6400 bytes, global's to 500 and 30000 with (global, no stack) in two
+ * records, worker's to 10 and 100. A test of the previous version leaves them out. */
+static bool body_allocsites = true;
+
 /* Where the records of the valid file start. */
 struct layout {
     size_t process, module_libc, module_prog, stack2, stack1, scope0, scope5, scope7;
-    size_t leak52, leak51, leak00, leak71, bad1, bad2, totals, end, size;
+    size_t leak52, leak51, leak00, leak71, alloc1, bad1, bad2, totals, end, size;
 };
 
 /* Everything up to the SCOPE records: what the corruption cases build on. */
@@ -121,6 +126,15 @@ static void valid_body(struct cmt_rb *b, struct layout *l)
     l->leak51 = cmt_rb_leak(b, 5, 1, 3, 96, 1, 32, 3, samples5_1);
     l->leak00 = cmt_rb_leak(b, 0, 0, 7, 700, 0, 0, 4, samples0);
     l->leak71 = cmt_rb_leak(b, 7, 1, 1, 10, 1, 10, 0, NULL);
+    l->alloc1 = b->len;
+    if (body_allocsites) {
+        cmt_rb_allocsite(b, 5, 2, 60, 3840);
+        cmt_rb_allocsite(b, 5, 1, 40, 2560);
+        cmt_rb_allocsite(b, 0, 0, 200, 6000);
+        cmt_rb_allocsite(b, 0, 1, 200, 20000);
+        cmt_rb_allocsite(b, 0, 0, 100, 4000);
+        cmt_rb_allocsite(b, 7, 2, 10, 100);
+    }
     l->bad1 = cmt_rb_badfree(b, CMT_REPORT_BADFREE_DOUBLE, 1, UINT32_MAX, 2, 0xdead);
     l->bad2 = cmt_rb_badfree(b, CMT_REPORT_BADFREE_STALE, 0, 5, 1, 0xbeef);
     l->totals = cmt_rb_totals(b, totals);
@@ -252,6 +266,30 @@ static void check_contents(const struct cmt_process *p)
     ck_assert_uint_eq(p->badfrees[1].count, 1);
     ck_assert_uint_eq(p->badfrees[1].sample_addr, 0xbeef);
 
+    if (body_allocsites) {
+        static const struct cmt_allocsite want[5] = {
+            { 5, 2, 60, 3840 }, { 5, 1, 40, 2560 }, { 0, 0, 300, 10000 },
+            { 0, 1, 200, 20000 }, { 7, 2, 10, 100 },
+        };
+        ck_assert(p->has_allocsites);
+        ck_assert_uint_eq(p->nallocsites, 5);
+        for (int i = 0; i < 5; i++) {
+            const struct cmt_allocsite *a = &p->allocsites[i];
+            ck_assert_msg(a->scope == want[i].scope && a->stack == want[i].stack &&
+                              a->allocations == want[i].allocations &&
+                              a->bytes == want[i].bytes,
+                          "allocation site %d: expected (%u, %u) %llu %llu, got (%u, %u) "
+                          "%llu %llu", i, want[i].scope, want[i].stack,
+                          (unsigned long long)want[i].allocations,
+                          (unsigned long long)want[i].bytes, a->scope, a->stack,
+                          (unsigned long long)a->allocations, (unsigned long long)a->bytes);
+        }
+    } else {
+        ck_assert(!p->has_allocsites);
+        ck_assert_uint_eq(p->nallocsites, 0);
+        ck_assert_ptr_null(p->allocsites);
+    }
+
     const struct cmt_totals *t = &p->totals;
     const uint64_t got[9] = { t->allocations, t->bytes_allocated, t->frees, t->live_blocks,
                               t->live_bytes, t->peak_live_bytes, t->invalid_frees,
@@ -273,11 +311,35 @@ START_TEST(valid_file_round_trips)
     check_contents(&p);
     ck_assert_int_eq(p.how, CMT_END_SIGNAL);
     ck_assert_int_eq(p.code, 11);
+    ck_assert_uint_eq(p.version, CMT_REPORT_VERSION);
     ck_assert_str_eq(p.label, "");
     ck_assert(p.complete);
     ck_assert(!p.truncated);
     cmt_process_free(&p);
     cmt_rb_free(&b);
+}
+END_TEST
+
+/* A file of the previous format version (2: no ALLOCSITE records) reads as before: the
+ * same contents, and no allocation sites, which the renderers then say. */
+START_TEST(previous_version_reads)
+{
+    struct cmt_rb b;
+    struct layout l;
+    struct cmt_process p;
+    struct outcome o;
+    body_allocsites = false;
+    valid_file(&b, &l, CMT_END_EXIT, 0, "");
+    cmt_rb_patch32(&b, 8, CMT_REPORT_VERSION - 1);
+    read_built(&b, SIZE_MAX, &p, &o);
+    ck_assert_msg(o.rc == 0 && o.errors == 0 && o.warnings == 0 && o.err[0] == '\0',
+                  "expected a silent success, got rc %d and \"%s\"", o.rc, o.err);
+    ck_assert_uint_eq(p.version, 2);
+    check_contents(&p);
+    ck_assert(p.complete);
+    cmt_process_free(&p);
+    cmt_rb_free(&b);
+    body_allocsites = true;
 }
 END_TEST
 
@@ -713,6 +775,30 @@ static void c_leak_unknown_stack(struct cmt_rb *b, size_t *off)
     cmt_rb_end_rec(b, CMT_END_EXIT, 0, "");
 }
 
+static void c_allocsite_unknown_scope(struct cmt_rb *b, size_t *off)
+{
+    struct layout l;
+    valid_head(b, &l);
+    *off = cmt_rb_allocsite(b, 6, 1, 1, 8) + 8;
+    cmt_rb_end_rec(b, CMT_END_EXIT, 0, "");
+}
+
+static void c_allocsite_unknown_stack(struct cmt_rb *b, size_t *off)
+{
+    struct layout l;
+    valid_head(b, &l);
+    *off = cmt_rb_allocsite(b, 5, 17, 1, 8) + 12;
+    cmt_rb_end_rec(b, CMT_END_EXIT, 0, "");
+}
+
+static void c_allocsite_no_allocation(struct cmt_rb *b, size_t *off)
+{
+    struct layout l;
+    valid_head(b, &l);
+    *off = cmt_rb_allocsite(b, 5, 1, 0, 5) + 24;
+    cmt_rb_end_rec(b, CMT_END_EXIT, 0, "");
+}
+
 static void c_leak_unknown_scope(struct cmt_rb *b, size_t *off)
 {
     struct layout l;
@@ -809,7 +895,7 @@ static const struct corrupt_case corrupt_cases[] = {
     { "empty", c_empty, "empty file" },
     { "magic", c_magic, "bad magic" },
     { "not a report", c_not_a_report, "bad magic" },
-    { "newer version", c_newer, "version 3 is newer" },
+    { "newer version", c_newer, "version 4 is newer" },
     { "version 0", c_version0, "version 0" },
     { "header too small", c_header_small, "header size 8" },
     { "header past eof", c_header_past_eof, "runs past the end of the file" },
@@ -830,6 +916,12 @@ static const struct corrupt_case corrupt_cases[] = {
     { "leak unknown stack", c_leak_unknown_stack, "LEAK record refers to unknown stack 17" },
     { "leak unknown scope", c_leak_unknown_scope, "LEAK record refers to unknown scope 6" },
     { "leak stack later", c_leak_stack_later, "LEAK record refers to unknown stack 3" },
+    { "allocsite unknown scope", c_allocsite_unknown_scope,
+      "ALLOCSITE record refers to unknown scope 6" },
+    { "allocsite unknown stack", c_allocsite_unknown_stack,
+      "ALLOCSITE record refers to unknown stack 17" },
+    { "allocsite without allocation", c_allocsite_no_allocation,
+      "ALLOCSITE record counts 5 bytes in no allocation" },
     { "leak samples", c_leak_samples, "5 samples, more than the format allows" },
     { "leak samples over blocks", c_leak_samples_over_blocks,
       "2 samples, more than its blocks" },
@@ -933,7 +1025,7 @@ static void expect_counts(const struct layout *l, size_t len, size_t *mods, size
     const size_t mod_end[] = { l->module_prog, l->stack2 };
     const size_t stack_end[] = { l->stack1, l->scope0 };
     const size_t scope_end[] = { l->scope5, l->scope7, l->leak52 };
-    const size_t leak_end[] = { l->leak51, l->leak00, l->leak71, l->bad1 };
+    const size_t leak_end[] = { l->leak51, l->leak00, l->leak71, l->alloc1 };
     const size_t bad_end[] = { l->bad2, l->totals };
     *mods = *stacks = *scopes = *leaks = *bads = 0;
     for (int i = 0; i < 2; i++)
@@ -1027,6 +1119,7 @@ static Suite *reader_suite(void)
     TCase *tc = tcase_create("valid");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, valid_file_round_trips);
+    tcase_add_test(tc, previous_version_reads);
     tcase_add_test(tc, lookups_by_id);
     tcase_add_test(tc, scope_lookup_in_any_order);
     tcase_add_test(tc, snapshot_keeps_its_label);

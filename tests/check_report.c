@@ -254,6 +254,19 @@ static bool parse_record(struct report *r, uint32_t type, struct cursor *c)
         r->ntimeline++;
         break;
     }
+    case CMT_REC_ALLOCSITE: {
+        /* Allocations per (scope, stack) (stackcount.c): both known, never an empty one. */
+        uint32_t scope = (uint32_t)get(c, 4);
+        uint32_t stack = (uint32_t)get(c, 4);
+        uint64_t allocs = get(c, 8);
+        get(c, 8);
+        if (!have_scope(r, scope) || !have_stack(r, stack) || allocs == 0) {
+            snprintf(r->why, sizeof r->why, "ALLOCSITE scope %u stack %u allocations %llu",
+                     scope, stack, (unsigned long long)allocs);
+            return false;
+        }
+        break;
+    }
     case CMT_REC_TOTALS:
         r->have_totals = true;
         for (int i = 0; i < 9; i++)

@@ -204,6 +204,42 @@ NODES = """Array.from(document.querySelectorAll('#flame g.node')).map(function (
 })"""
 
 
+def check_flame(b, want, width, what):
+    """The flame graph as drawn now: the root and the frames want names, every frame as wide
+    as its share of want's total. Returns the frames."""
+    nodes = b.js(NODES)
+    root = [n for n in nodes if n['depth'] == 0]
+    if len(root) != 1 or root[0]['value'] != want['total']:
+        raise Failure('%s: root frame: %r, expected one of %d' % (what, root, want['total']))
+    for name, depth, value in want['frames']:
+        found = [n for n in nodes if n['name'] == name and n['depth'] == depth]
+        if not any(n['value'] == value for n in found):
+            raise Failure('%s: no frame %r at depth %d with %d: %r' % (what, name, depth, value,
+                                                                      found))
+    for n in nodes:
+        expect_w = n['value'] / want['total'] * width
+        if abs(n['w'] - expect_w) > 0.02:
+            raise Failure('%s: frame %r is %.2f px wide, expected %.2f (%d of %d over %d px)'
+                          % (what, n['name'], n['w'], expect_w, n['value'], want['total'],
+                             width))
+    return nodes
+
+
+def check_hover(b, nodes, want, what):
+    """Hovering the widest frame named want['hover'] shows each of want['hover_text'] in the
+    detail line and the tooltip. Returns the detail line."""
+    target = max((n for n in nodes if n['name'] == want['hover']), key=lambda n: n['value'])
+    b.mouse('mouseMoved', target['cx'], target['cy'])
+    detail = b.js("document.getElementById('flame-detail').textContent")
+    tip = b.js("document.getElementById('tip').hidden ? '' : "
+               "document.getElementById('tip').textContent")
+    for part in want['hover_text']:
+        if part not in detail or part not in tip:
+            raise Failure('%s: hovering %r shows %r / %r, without %r' % (what, want['hover'],
+                                                                         detail, tip, part))
+    return detail
+
+
 def check(page, expect_path, shot):
     want = json.load(open(expect_path))
     chromium = chromium_path()
@@ -216,36 +252,11 @@ def check(page, expect_path, shot):
         b.load(page)
         # The flame graph: the frames expected, each as wide as its share of the total.
         width = b.js("Number(document.getElementById('flame').getAttribute('width'))")
-        nodes = b.js(NODES)
-        root = [n for n in nodes if n['depth'] == 0]
-        if len(root) != 1 or root[0]['value'] != want['total']:
-            raise Failure('root frame: %r, expected one of %d' % (root, want['total']))
-        for name, depth, value in want['frames']:
-            found = [n for n in nodes if n['name'] == name and n['depth'] == depth]
-            if not any(n['value'] == value for n in found):
-                raise Failure('no frame %r at depth %d with %d: %r' % (name, depth, value,
-                                                                      found))
-        for n in nodes:
-            expect_w = n['value'] / want['total'] * width
-            if abs(n['w'] - expect_w) > 0.02:
-                raise Failure('frame %r is %.2f px wide, expected %.2f (%d of %d over %d px)'
-                              % (n['name'], n['w'], expect_w, n['value'], want['total'],
-                                 width))
-        # Children sit inside their parent and side by side.
+        nodes = check_flame(b, want, width, 'bytes leaked')
         ok.append('%d frames, widths proportional to bytes' % len(nodes))
 
         # Hover: the detail line names the function, its file:line, bytes and blocks.
-        target = max((n for n in nodes if n['name'] == want['hover']),
-                     key=lambda n: n['value'])
-        b.mouse('mouseMoved', target['cx'], target['cy'])
-        detail = b.js("document.getElementById('flame-detail').textContent")
-        tip = b.js("document.getElementById('tip').hidden ? '' : "
-                   "document.getElementById('tip').textContent")
-        for part in want['hover_text']:
-            if part not in detail or part not in tip:
-                raise Failure('hovering %r shows %r / %r, without %r' % (want['hover'], detail,
-                                                                         tip, part))
-        ok.append('hover shows ' + detail)
+        ok.append('hover shows ' + check_hover(b, nodes, want, 'bytes leaked'))
 
         # A click zooms: the frame takes the whole width, its ancestors fade.
         target = [n for n in nodes if n['name'] == want['zoom']][0]
@@ -284,6 +295,22 @@ def check(page, expect_path, shot):
         ok.append('search %r highlights %s (%s)' % (want['search'], ', '.join(matched), info))
         b.js("var s = document.getElementById('search'); s.value = ''; "
              "s.dispatchEvent(new Event('input'))")
+
+        # Switched to bytes allocated: the allocation sites' stacks, as wide as their bytes.
+        if 'allocated' in want:
+            a = want['allocated']
+            switch = ("var v = document.getElementById('flame-value'); v.value = '%s'; "
+                      "v.dispatchEvent(new Event('change'))")
+            b.js(switch % 'allocated')
+            nodes = check_flame(b, a, width, 'bytes allocated')
+            if not b.js("document.getElementById('flame-note').hidden"):
+                raise Failure('bytes allocated: a note shows: %r' %
+                              b.js("document.getElementById('flame-note').textContent"))
+            detail = check_hover(b, nodes, a, 'bytes allocated')
+            b.mouse('mouseMoved', 0, 0)
+            b.js(switch % 'bytes')
+            ok.append('bytes allocated: %d frames, widths proportional to bytes; hover shows %s'
+                      % (len(nodes), detail))
 
         # The scope table sorts by the column clicked.
         pos = b.js("(function(){var th=document.querySelector('#scopes th[data-key=\"%s\"]');"

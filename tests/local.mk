@@ -77,6 +77,23 @@ tests_check_fork_CPPFLAGS = $(TEST_CPPFLAGS) $(CMT_TOTALS_CPPFLAGS)
 tests_check_fork_CFLAGS = $(TEST_CFLAGS) -pthread
 tests_check_fork_LDADD = $(TEST_LDADD) libcymemtrack-api.la -lpthread
 
+# Allocations per (scope, stack): src/stackcount.c linked in and driven directly, then
+# stackcount_prog (threads, a thousand stacks, a fork) under the preload, its reports read by
+# the tools' reader.
+EXTRA_PROGRAMS += tests/progs/stackcount_prog
+tests_progs_stackcount_prog_SOURCES = tests/progs/stackcount_prog.c
+tests_progs_stackcount_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin -pthread
+tests_progs_stackcount_prog_LDFLAGS = -no-install
+tests_progs_stackcount_prog_LDADD = libcymemtrack-api.la -lpthread
+CLEANFILES += tests/progs/stackcount_prog$(EXEEXT)
+check_PROGRAMS += tests/check_stackcount
+tests_check_stackcount_SOURCES = tests/check_stackcount.c
+tests_check_stackcount_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir)/tools
+tests_check_stackcount_CFLAGS = $(TEST_CFLAGS) -pthread
+tests_check_stackcount_LDADD = $(TEST_LDADD) tools/libcmtreport.la libcmtcore.la -ldl \
+	-lpthread
+EXTRA_tests_check_stackcount_DEPENDENCIES = tests/progs/stackcount_prog$(EXEEXT)
+
 # The report reader, on files built byte by byte (tests/report-builder.c), never by the
 # library's writer; then the same suite under valgrind, which fails on any overrun or leak.
 check_PROGRAMS += tests/check_reader

@@ -195,6 +195,17 @@ size_t cmt_rb_badfree(struct cmt_rb *b, uint8_t kind, uint32_t stack, uint32_t s
     return cmt_rb_end(b);
 }
 
+size_t cmt_rb_allocsite(struct cmt_rb *b, uint32_t scope, uint32_t stack, uint64_t allocations,
+                        uint64_t bytes)
+{
+    cmt_rb_begin(b, CMT_REC_ALLOCSITE);
+    cmt_rb_u32(b, scope);
+    cmt_rb_u32(b, stack);
+    cmt_rb_u64(b, allocations);
+    cmt_rb_u64(b, bytes);
+    return cmt_rb_end(b);
+}
+
 size_t cmt_rb_totals(struct cmt_rb *b, const uint64_t v[9])
 {
     cmt_rb_begin(b, CMT_REC_TOTALS);

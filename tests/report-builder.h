@@ -61,6 +61,8 @@ size_t cmt_rb_leak(struct cmt_rb *b, uint32_t scope, uint32_t stack, uint64_t bl
                    uint32_t nsamples, const uint64_t *samples);
 size_t cmt_rb_badfree(struct cmt_rb *b, uint8_t kind, uint32_t stack, uint32_t scope,
                       uint64_t count, uint64_t sample_addr);
+size_t cmt_rb_allocsite(struct cmt_rb *b, uint32_t scope, uint32_t stack, uint64_t allocations,
+                        uint64_t bytes);
 /* The nine TOTALS counters, in the record's order. */
 size_t cmt_rb_totals(struct cmt_rb *b, const uint64_t v[9]);
 size_t cmt_rb_end_rec(struct cmt_rb *b, uint8_t how, int32_t code, const char *label);

@@ -1,8 +1,8 @@
 /*
  * merge.c — puts the processes of several report files in order (a process, then the
  * children it forked and the image its exec started, depth first) and sums them into a
- * total: scopes by name and kind, stacks and leak sites by module and file offset (leaks of
- * the processes that exited only). It owns the total's memory, laid out like a reader's
+ * total: scopes by name and kind, stacks, leak sites and allocation sites by module and file
+ * offset (leaks of the processes that exited only). It owns the total's memory, laid out like a reader's
  * process so that cmt_process_free releases it; it never changes the processes it was given.
  */
 #include <stdlib.h>
@@ -166,8 +166,8 @@ static bool grow_array(void **arr, size_t *cap, size_t n, size_t elem)
 
 struct merger {
     struct cmt_process *t;
-    size_t cap_modules, cap_stacks, cap_scopes, cap_leaks, cap_badfrees;
-    struct hmap modules, stacks, scopes, leaks, badfrees;
+    size_t cap_modules, cap_stacks, cap_scopes, cap_leaks, cap_badfrees, cap_allocsites;
+    struct hmap modules, stacks, scopes, leaks, badfrees, allocsites;
     /* Per process being merged: its module, stack and scope index -> the total's. */
     size_t *module_map, *stack_map, *scope_map;
 };
@@ -371,6 +371,34 @@ static bool leak_eq(void *arg, size_t i)
     return l->scope == k->a && l->stack == k->b;
 }
 
+static bool allocsite_eq(void *arg, size_t i)
+{
+    const struct pair_key *k = arg;
+    const struct cmt_allocsite *a = &k->mg->t->allocsites[i];
+    return a->scope == k->a && a->stack == k->b;
+}
+
+/* Adds allocations to the total's (scope, stack) site. */
+static int add_allocsite(struct merger *mg, uint32_t scope, uint32_t stack,
+                         uint64_t allocations, uint64_t bytes)
+{
+    struct cmt_process *t = mg->t;
+    struct pair_key k = { mg, scope, stack, 0 };
+    uint64_t h = mix(mix(17, k.a), k.b);
+    size_t j = hmap_find(&mg->allocsites, h, allocsite_eq, &k);
+    if (j == SIZE_MAX) {
+        if (!grow_array((void **)&t->allocsites, &mg->cap_allocsites, t->nallocsites,
+                        sizeof *t->allocsites) ||
+            !hmap_add(&mg->allocsites, h, t->nallocsites))
+            return oom();
+        j = t->nallocsites++;
+        t->allocsites[j] = (struct cmt_allocsite){ .scope = scope, .stack = stack };
+    }
+    t->allocsites[j].allocations = sat(t->allocsites[j].allocations, allocations);
+    t->allocsites[j].bytes = sat(t->allocsites[j].bytes, bytes);
+    return 0;
+}
+
 static bool badfree_eq(void *arg, size_t i)
 {
     const struct pair_key *k = arg;
@@ -434,6 +462,26 @@ static int merge_process(struct merger *mg, const struct cmt_process *p)
         n->bytes = sat(n->bytes, l->bytes);
         n->blocks_in_closed = sat(n->blocks_in_closed, l->blocks_in_closed);
         n->bytes_in_closed = sat(n->bytes_in_closed, l->bytes_in_closed);
+    }
+
+    /* A process whose report has no allocation sites adds its scopes' allocations without a
+     * stack, so that the total's sites still add up to its scopes' allocations. */
+    if (p->has_allocsites) {
+        t->has_allocsites = true;
+        for (size_t i = 0; i < p->nallocsites; i++) {
+            const struct cmt_allocsite *a = &p->allocsites[i];
+            const struct cmt_scope *sc = cmt_process_scope(p, a->scope);
+            if (sc && add_allocsite(mg, t->scopes[mg->scope_map[sc - p->scopes]].id,
+                                    total_stack_id(mg, p, a->stack), a->allocations,
+                                    a->bytes))
+                return -1;
+        }
+    } else {
+        for (size_t i = 0; i < p->nscopes; i++)
+            if (p->scopes[i].allocations &&
+                add_allocsite(mg, t->scopes[mg->scope_map[i]].id, 0,
+                              p->scopes[i].allocations, p->scopes[i].bytes_allocated))
+                return -1;
     }
 
     for (size_t i = 0; i < p->nbadfrees; i++) {
@@ -503,6 +551,7 @@ static int build_total(struct cmt_view *v)
     free(mg.scopes.slot);
     free(mg.leaks.slot);
     free(mg.badfrees.slot);
+    free(mg.allocsites.slot);
     return rc;
 }
 

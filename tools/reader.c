@@ -36,7 +36,9 @@ struct reader {
     size_t size;
     struct cmt_process *p;
     size_t cap_modules, cap_stacks, cap_scopes, cap_leaks, cap_badfrees, cap_samples;
+    size_t cap_allocsites;
     struct idmap stacks, scopes;
+    struct idmap allocsites;    /* scope << 32 | stack -> index in p->allocsites */
     bool have_process, have_totals, have_end;
 };
 
@@ -53,7 +55,7 @@ static const char *const record_names[] = {
     [CMT_REC_PROCESS] = "PROCESS", [CMT_REC_MODULE] = "MODULE", [CMT_REC_STACK] = "STACK",
     [CMT_REC_SCOPE] = "SCOPE",     [CMT_REC_LEAK] = "LEAK",     [CMT_REC_BADFREE] = "BADFREE",
     [CMT_REC_TOTALS] = "TOTALS",   [CMT_REC_END] = "END",
-    [CMT_REC_TIMELINE] = "TIMELINE",
+    [CMT_REC_TIMELINE] = "TIMELINE", [CMT_REC_ALLOCSITE] = "ALLOCSITE",
 };
 
 static uint32_t le32(const unsigned char *b)
@@ -504,6 +506,48 @@ static int read_badfree(struct cursor *c)
     return 0;
 }
 
+/* Records of one (scope, stack) add up: a writer lists the counts of each thread's cache
+ * apart from the shared table's. */
+static int read_allocsite(struct cursor *c)
+{
+    struct reader *r = c->r;
+    struct cmt_process *p = r->p;
+    struct cmt_allocsite a = { 0 };
+    int ret;
+
+    if ((ret = get_u32(c, &a.scope, "scope")))
+        return ret;
+    if (!idmap_find(&r->scopes, a.scope))
+        return cmt_error("%s: offset %zu: ALLOCSITE record refers to unknown scope %u",
+                         r->path, c->rec + 8, a.scope);
+    if ((ret = get_u32(c, &a.stack, "stack")) ||
+        (ret = check_stack_ref(c, a.stack, c->rec + 12)))
+        return ret;
+    if ((ret = get_u64(c, &a.allocations, "allocations")) ||
+        (ret = get_u64(c, &a.bytes, "bytes_allocated")))
+        return ret;
+    if (a.allocations == 0 && a.bytes != 0)
+        return cmt_error("%s: offset %zu: ALLOCSITE record counts %llu bytes in no allocation",
+                         r->path, c->rec + 24, (unsigned long long)a.bytes);
+    p->has_allocsites = true;
+    uint64_t key = (uint64_t)a.scope << 32 | a.stack;
+    struct idmap_slot *seen = idmap_find(&r->allocsites, key);
+    if (seen) {
+        struct cmt_allocsite *s = &p->allocsites[seen->val];
+        s->allocations = sat_add(s->allocations, a.allocations);
+        s->bytes = sat_add(s->bytes, a.bytes);
+        return 0;
+    }
+    struct cmt_allocsite *sites = grow(p->allocsites, p->nallocsites, &r->cap_allocsites,
+                                       sizeof a);
+    if (sites)
+        p->allocsites = sites;
+    if (!sites || !idmap_add(&r->allocsites, key, (uint32_t)p->nallocsites, c->rec))
+        return oom(r);
+    p->allocsites[p->nallocsites++] = a;
+    return 0;
+}
+
 static int read_timeline(struct cursor *c)
 {
     struct reader *r = c->r;
@@ -650,6 +694,7 @@ static int read_header(struct reader *r, size_t *first)
                          version, CMT_REPORT_VERSION);
     if (version == 0)
         return bad(r, 8, "report format version 0 does not exist");
+    r->p->version = version;
     if (size < CMT_REPORT_HEADER_SIZE)
         return bad(r, size, need_more);
     uint32_t header_size = le32(r->data + 12);
@@ -784,6 +829,7 @@ static int parse(struct reader *r)
         case CMT_REC_TOTALS:  rc = read_totals(&c);  break;
         case CMT_REC_END:     rc = read_end(&c);     break;
         case CMT_REC_TIMELINE: rc = read_timeline(&c); break;
+        case CMT_REC_ALLOCSITE: rc = read_allocsite(&c); break;
         default:
             /* A record type from a later writer: skipped, which is why records carry
              * their length. */
@@ -853,6 +899,7 @@ int cmt_report_read(const char *path, struct cmt_process *p)
     free(data);
     free(r.stacks.slots);
     free(r.scopes.slots);
+    free(r.allocsites.slots);
     if (ret)
         cmt_process_free(p);    /* nothing half-read escapes; p is left empty */
     return ret;
@@ -885,6 +932,7 @@ void cmt_process_free(struct cmt_process *p)
     free(p->leaks);
     free(p->badfrees);
     free(p->samples);
+    free(p->allocsites);
     memset(p, 0, sizeof *p);
 }
 

@@ -3,6 +3,8 @@
  * inferno and speedscope. One line per distinct (scope, stack) with its value, scope first so
  * that a flame graph splits by scope at the root, frames outermost first and named as in the
  * text view. Lines are sorted and equal ones merged, so output can be compared byte for byte.
+ * Bytes allocated come from the report's allocation sites; a report without them has a total
+ * per scope only, which becomes one frame-less line per scope, with a warning.
  * A name never carries the format's own separators: ';', '\' and control bytes are escaped.
  */
 #define _GNU_SOURCE
@@ -114,6 +116,58 @@ static char *stack_key(const struct cmt_process *p, const struct cmt_scope *s, u
     return buf;
 }
 
+/* ---- allocation sites --------------------------------------------------------------- */
+
+static int cmp_allocsite(const void *a, const void *b)
+{
+    const struct cmt_allocsite *x = *(const struct cmt_allocsite *const *)a;
+    const struct cmt_allocsite *y = *(const struct cmt_allocsite *const *)b;
+    if (x->bytes != y->bytes)
+        return x->bytes < y->bytes ? 1 : -1;
+    if (x->allocations != y->allocations)
+        return x->allocations < y->allocations ? 1 : -1;
+    return (x->stack > y->stack) - (x->stack < y->stack);
+}
+
+int cmt_alloc_list(const struct cmt_process *p, const struct cmt_scope *s,
+                   const struct cmt_render_opts *o, struct cmt_alloc_list *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t n = 0;
+    for (size_t i = 0; i < p->nallocsites; i++)
+        n += p->allocsites[i].scope == s->id;
+    out->v = calloc(n + 1, sizeof *out->v);
+    if (!out->v)
+        return cmt_error("out of memory");
+    for (size_t i = 0; i < p->nallocsites && !s->suppressed; i++) {
+        const struct cmt_allocsite *a = &p->allocsites[i];
+        if (a->scope != s->id || !a->allocations || a->bytes < o->min_bytes)
+            continue;
+        out->v[out->sites++] = a;
+        out->allocations += a->allocations;
+        out->bytes += a->bytes;
+    }
+    if (out->sites)
+        qsort(out->v, out->sites, sizeof *out->v, cmp_allocsite);
+    out->n = o->top && o->top < out->sites ? o->top : out->sites;
+    return 0;
+}
+
+void cmt_alloc_list_free(struct cmt_alloc_list *l)
+{
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+const char *cmt_no_allocsites_reason(const struct cmt_process *p)
+{
+    if (p->version == 0)
+        return "none of the reports counts allocations per stack";
+    if (p->version < 3)
+        return "its report was written by a tracker older than report format 3";
+    return "stacks were not captured (CYMEMTRACK_STACK_DEPTH=0)";
+}
+
 /* The process a single flame graph shows: the total of several, else the one counted. */
 static const struct cmt_process *folded_process(const struct cmt_view *v)
 {
@@ -130,10 +184,26 @@ int cmt_render_folded(FILE *out, const struct cmt_view *v, const struct cmt_rend
 {
     const struct cmt_process *p = folded_process(v);
     struct lines ls = { 0 };
+    bool per_scope = what == CMT_FOLDED_ALLOCATED && p && !p->has_allocsites;
+    if (per_scope)
+        cmt_warning("%s: no bytes allocated per stack (%s): each scope is one line",
+                    v->has_total ? "the total" : p->file, cmt_no_allocsites_reason(p));
     for (size_t i = 0; p && i < p->nscopes && !ls.oom; i++) {
         const struct cmt_scope *s = &p->scopes[i];
         if (!cmt_scope_selected(o, s))
             continue;
+        if (what == CMT_FOLDED_ALLOCATED && !per_scope) {
+            struct cmt_alloc_list a;
+            if (cmt_alloc_list(p, s, o, &a)) {
+                ls.oom = true;
+                break;
+            }
+            for (size_t j = 0; j < a.n && !ls.oom; j++)
+                if (a.v[j]->bytes)
+                    add_line(&ls, stack_key(p, s, a.v[j]->stack), a.v[j]->bytes);
+            cmt_alloc_list_free(&a);
+            continue;
+        }
         if (what == CMT_FOLDED_ALLOCATED) {
             if (s->bytes_allocated && !s->suppressed) {
                 char *key = NULL;

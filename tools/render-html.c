@@ -209,6 +209,15 @@ static void stack(struct html *h, const struct cmt_process *p, uint32_t id)
     fputc(']', h->out);
 }
 
+/* A leak or allocation site, [scope, blocks, bytes, stack], after a comma unless first. */
+static void site(struct html *h, const struct cmt_process *p, bool first, int32_t scope,
+                 uint64_t blocks, uint64_t bytes, uint32_t stack_id)
+{
+    fprintf(h->out, "%s[%d,%" PRIu64 ",%" PRIu64 ",", first ? "" : ",", scope, blocks, bytes);
+    stack(h, p, stack_id);
+    fputc(']', h->out);
+}
+
 /* ---- a process ------------------------------------------------------------------------ */
 
 static const char *kind_name(int kind)
@@ -393,12 +402,8 @@ static void process(struct html *h, const struct cmt_view_entry *e, const struct
         }
         hidden_sites += l.small + (l.sites - l.n);
         suppressed_sites += l.suppressed;
-        for (size_t j = 0; j < l.n; j++) {
-            fprintf(h->out, "%s[%d,%" PRIu64 ",%" PRIu64 ",", nleaks++ ? "," : "", shown[i],
-                    l.v[j]->blocks, l.v[j]->bytes);
-            stack(h, p, l.v[j]->stack);
-            fputc(']', h->out);
-        }
+        for (size_t j = 0; j < l.n; j++)
+            site(h, p, nleaks++ == 0, shown[i], l.v[j]->blocks, l.v[j]->bytes, l.v[j]->stack);
         cmt_leak_list_free(&l);
     }
     fputc(']', h->out);
@@ -406,6 +411,30 @@ static void process(struct html *h, const struct cmt_view_entry *e, const struct
     jnum(h, hidden_sites);
     jkey(h, &first, "suppressed_sites");
     jnum(h, suppressed_sites);
+
+    /* Allocation sites: [scope, allocations, bytes, stack], for the "bytes allocated" flame
+     * graph; without them (alloc_sites false, alloc_note says why) it shows scopes only. */
+    jkey(h, &first, "alloc_sites");
+    fputs(p->has_allocsites ? "true" : "false", h->out);
+    jkey(h, &first, "alloc_note");
+    jstr(h, p->has_allocsites ? NULL : cmt_no_allocsites_reason(p));
+    jkey(h, &first, "allocs");
+    fputc('[', h->out);
+    size_t nallocs = 0;
+    for (size_t i = 0; p->has_allocsites && i < p->nscopes; i++) {
+        if (shown[i] < 0)
+            continue;
+        struct cmt_alloc_list a;
+        if (cmt_alloc_list(p, &p->scopes[i], h->o, &a)) {
+            h->oom = true;
+            continue;
+        }
+        for (size_t j = 0; j < a.n; j++)
+            site(h, p, nallocs++ == 0, shown[i], a.v[j]->allocations, a.v[j]->bytes,
+                 a.v[j]->stack);
+        cmt_alloc_list_free(&a);
+    }
+    fputc(']', h->out);
 
     /* Bad frees: [kind, count, stale scope name or null, sample address, stack]. */
     static const char *const bf_kind[] = { "invalid", "double", "stale" };

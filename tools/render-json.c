@@ -154,6 +154,24 @@ static const char *kind_name(int kind)
     return kind >= 0 && kind < 5 ? names[kind] : NULL;
 }
 
+/* One leak or allocation site of a scope's list at level: {COUNT_KEY, bytes, stack}. */
+static void site(struct json *j, const struct cmt_process *p, bool first, const char *count_key,
+                 uint64_t count, uint64_t bytes, uint32_t stack_id, int level)
+{
+    if (!first)
+        fputc(',', j->out);
+    indent(j, level + 2);
+    fputc('{', j->out);
+    key(j, level + 3, true, count_key);
+    num(j, count);
+    key(j, level + 3, false, "bytes");
+    num(j, bytes);
+    key(j, level + 3, false, "stack");
+    stack(j, p, stack_id, level + 3);
+    indent(j, level + 2);
+    fputc('}', j->out);
+}
+
 static void scope(struct json *j, const struct cmt_process *p, const struct cmt_scope *s,
                   int level)
 {
@@ -184,24 +202,30 @@ static void scope(struct json *j, const struct cmt_process *p, const struct cmt_
         fputs("[]", j->out);
     } else {
         fputc('[', j->out);
-        for (size_t i = 0; i < l.n; i++) {
-            if (i)
-                fputc(',', j->out);
-            indent(j, level + 2);
-            fputc('{', j->out);
-            key(j, level + 3, true, "blocks");
-            num(j, l.v[i]->blocks);
-            key(j, level + 3, false, "bytes");
-            num(j, l.v[i]->bytes);
-            key(j, level + 3, false, "stack");
-            stack(j, p, l.v[i]->stack, level + 3);
-            indent(j, level + 2);
-            fputc('}', j->out);
-        }
+        for (size_t i = 0; i < l.n; i++)
+            site(j, p, i == 0, "blocks", l.v[i]->blocks, l.v[i]->bytes, l.v[i]->stack, level);
         if (l.n)
             indent(j, level + 1);
         fputc(']', j->out);
         cmt_leak_list_free(&l);
+    }
+    /* null when the report does not count allocations per stack. */
+    key(j, level + 1, false, "allocation_sites");
+    struct cmt_alloc_list a;
+    if (!p->has_allocsites) {
+        fputs("null", j->out);
+    } else if (cmt_alloc_list(p, s, j->o, &a)) {
+        j->oom = true;
+        fputs("[]", j->out);
+    } else {
+        fputc('[', j->out);
+        for (size_t i = 0; i < a.n; i++)
+            site(j, p, i == 0, "allocations", a.v[i]->allocations, a.v[i]->bytes,
+                 a.v[i]->stack, level);
+        if (a.n)
+            indent(j, level + 1);
+        fputc(']', j->out);
+        cmt_alloc_list_free(&a);
     }
     indent(j, level);
     fputc('}', j->out);

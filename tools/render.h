@@ -140,9 +140,27 @@ int cmt_render_json(FILE *out, const struct cmt_view *v, const struct cmt_render
 
 /* ---- render-folded.c / render-html.c ----------------------------------------------- */
 
-/* What --folded counts: leaked bytes or blocks per (scope, stack), or bytes allocated, which
- * a report keeps per scope only (each scope is then one frame-less line). */
+/* What --folded counts per (scope, stack): bytes leaked, blocks leaked, or bytes allocated.
+ * A report without allocation sites (cmt_process.has_allocsites) has bytes allocated per
+ * scope only: each scope is then one frame-less line, and a warning says why. */
 enum cmt_folded_value { CMT_FOLDED_LEAKED, CMT_FOLDED_BLOCKS, CMT_FOLDED_ALLOCATED };
+
+/* The allocation sites of one scope that the filters let through, most bytes first: none of
+ * a suppressed scope (scope:NAME), none under --min-bytes bytes allocated, and the first
+ * --top of them. Leak suppressions (leak:PATTERN) do not apply: these are no leaks. */
+struct cmt_alloc_list {
+    const struct cmt_allocsite **v;     /* the first min(top, sites) of them */
+    size_t n;
+    size_t sites;                       /* how many passed the filters, before --top */
+    uint64_t allocations, bytes;        /* their sum */
+};
+/* Returns 0, or -1 after an error message when out of memory. */
+int cmt_alloc_list(const struct cmt_process *p, const struct cmt_scope *s,
+                   const struct cmt_render_opts *o, struct cmt_alloc_list *out);
+void cmt_alloc_list_free(struct cmt_alloc_list *l);
+/* Why p has no allocation sites, for a message: "its report was written by a tracker older
+ * than report format 3", "stacks were not captured (CYMEMTRACK_STACK_DEPTH=0)", ... */
+const char *cmt_no_allocsites_reason(const struct cmt_process *p);
 
 /* Collapsed stacks, one line "SCOPE;outermost;...;innermost VALUE" per distinct line, sorted,
  * of the view's total when it has one, else of its one counted process. */

@@ -44,6 +44,13 @@ struct cmt_leak {
     bool suppressed;                    /* set by suppress.c */
 };
 
+/* Allocations of one (scope, stack), from the ALLOCSITE records (format version 3); the
+ * reader adds up the records of one key. Stack 0: allocations without a stack. */
+struct cmt_allocsite {
+    uint32_t scope, stack;              /* ids as in the file */
+    uint64_t allocations, bytes;
+};
+
 struct cmt_scope {
     uint32_t id;
     int kind;                           /* CMT_REPORT_KIND_* */
@@ -81,6 +88,7 @@ struct cmt_totals {
 
 struct cmt_process {
     char *file;                         /* the report file it was read from */
+    uint32_t version;                   /* of the file's format; 0 for a merged total */
     uint32_t pid, ppid;
     uint64_t start_unix_ns, write_unix_ns;
     char *exe;
@@ -98,6 +106,10 @@ struct cmt_process {
     struct cmt_leak *leaks;       size_t nleaks;
     struct cmt_badfree *badfrees; size_t nbadfrees;
     struct cmt_sample *samples;   size_t nsamples;    /* sorted by time */
+    struct cmt_allocsite *allocsites; size_t nallocsites;   /* one per key, in file order */
+    /* The report counts allocations per stack (ALLOCSITE records were read): a file of
+     * format version 2 or older, or from a run with CYMEMTRACK_STACK_DEPTH=0, does not. */
+    bool has_allocsites;
     struct cmt_totals totals;
 };
 

@@ -323,10 +323,12 @@
     n.blocks += blocks;
   }
 
-  /* Root, then scopes, then frames outermost first, siblings of the same name merged. */
+  /* Root, then scopes, then frames outermost first, siblings of the same name merged. A
+   * site is [scope, blocks, bytes, stack]: a leak site, or an allocation site (blocks are
+   * then allocations). */
   function buildTree(p, mode) {
     var root = node(null, p.total ? 'all processes' : 'all', 'root');
-    if (mode === 'allocated') {
+    if (mode === 'allocated' && !p.alloc_sites) {
       p.scopes.forEach(function (s, i) {
         if (!s.bytes_allocated)
           return;
@@ -336,7 +338,7 @@
         add(root, s.bytes_allocated, s.bytes_allocated, s.allocations);
       });
     } else {
-      p.leaks.forEach(function (l) {
+      (mode === 'allocated' ? p.allocs : p.leaks).forEach(function (l) {
         var value = mode === 'blocks' ? l[1] : l[2];
         if (!value)
           return;
@@ -409,7 +411,7 @@
   function valueText(n) {
     if (state.mode === 'allocated')
       return human(n.bytes) + ' allocated in ' + count(n.blocks) + ' ' +
-             plural(n.blocks, 'block', 'blocks');
+             plural(n.blocks, 'allocation', 'allocations');
     var p = views[state.view].p;
     return human(n.bytes) + ' ' + (p.final ? 'leaked' : 'still live') + ' in ' +
            count(n.blocks) + ' ' + plural(n.blocks, 'block', 'blocks');
@@ -509,10 +511,15 @@
     var width = Math.max(300, $('flame-wrap').clientWidth || 1000);
     var note = $('flame-note');
     note.hidden = true;
-    if (state.mode === 'allocated') {
+    if (state.mode === 'allocated' && !p.alloc_sites) {
       note.hidden = false;
-      note.textContent = 'A report keeps allocation totals per scope, not per stack: each ' +
-                         'scope is one frame.';
+      note.textContent = 'No bytes allocated per stack (' + p.alloc_note + '): each scope ' +
+                         'is one frame.';
+    } else if (state.mode === 'allocated') {
+      if (!root.value) {
+        note.hidden = false;
+        note.textContent = 'No allocations to show.';
+      }
     } else if (!p.leaks.length) {
       note.hidden = false;
       note.textContent = p.total && !root.value ? 'No leaks in the processes that exited.'
