@@ -218,6 +218,8 @@ void cmt_shard_replace(struct cmt_shard *s, const struct cmt_block *b);
 bool cmt_shard_remove(struct cmt_shard *s, uintptr_t ptr, uint32_t instance,
                       struct cmt_block *out);
 bool cmt_table_lookup_locked(struct cmt_shard *s, uintptr_t ptr, struct cmt_block *out);
+/* Starts loading ptr's slot into the cache, for a lookup in s soon; s is locked. */
+void cmt_shard_prefetch(const struct cmt_shard *s, uintptr_t ptr);
 /* Inserts b (b->ptr is not in the table). Returns false only when the tracker has run out of
  * memory for the table; the block is then untracked and that was said once on stderr. */
 bool cmt_table_insert(struct cmt_table *tab, const struct cmt_block *b);

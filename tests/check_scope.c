@@ -283,6 +283,125 @@ START_TEST(stale_free_and_realloc_are_ignored)
 }
 END_TEST
 
+/* A close of thousands of blocks, over many shards and several of the walk's batches (bulk.c),
+ * some freed before it and another scope's blocks allocated between them: counts exact,
+ * the other scope untouched, and every bulk-freed block, still in quarantine, recognized. */
+#define MANY 5000
+static size_t many_size(int i)
+{
+    return 1 + (size_t)(i * 37) % 700;
+}
+
+START_TEST(bulk_free_of_many_blocks_counts_exactly)
+{
+    static void *mine[MANY], *theirs[MANY / 5];
+    uint64_t bytes = 0, early = 0, early_bytes = 0;
+    cmt_scope_t other = cmt_scope_open("bystander", 0);
+    cmt_scope_t s = cmt_scope_open("many", CMT_BULK_FREE);
+    for (int i = 0; i < MANY; i++) {
+        mine[i] = malloc(many_size(i));
+        bytes += many_size(i);
+        if (i % 5 == 0)
+            theirs[i / 5] = cmt_scope_alloc(other, 1, 24);
+    }
+    for (int i = 0; i < MANY; i += 7) {
+        free(mine[i]);
+        mine[i] = NULL;
+        early++;
+        early_bytes += many_size(i);
+    }
+    struct cmt_process_stats p0, p1, p2;
+    cmt_process_stats(&p0);
+    int64_t closed_with = cmt_scope_close(s);
+    cmt_process_stats(&p1);
+    for (int i = 0; i < MANY; i++)
+        free(mine[i]);      /* NULL for the early ones; stale for the others */
+    for (int i = 0; i < MANY / 5; i++)
+        free(theirs[i]);
+    cmt_process_stats(&p2);
+    struct cmt_scope_stats ost = stats_of(other);
+    cmt_scope_close(other);
+
+    uint64_t bulk = MANY - early, bulk_bytes = bytes - early_bytes;
+    ck_assert_int_eq(closed_with, (int64_t)bulk);
+    ck_assert_uint_eq(p1.bulk_freed_blocks - p0.bulk_freed_blocks, bulk);
+    ck_assert_uint_eq(p1.bulk_freed_bytes - p0.bulk_freed_bytes, bulk_bytes);
+    ck_assert_uint_eq(p0.live_blocks - p1.live_blocks, bulk);
+    ck_assert_uint_eq(p0.live_bytes - p1.live_bytes, bulk_bytes);
+    ck_assert_uint_eq(p1.frees, p0.frees);
+    ck_assert_uint_eq(p2.stale_frees - p1.stale_frees, bulk);
+    ck_assert_uint_eq(p2.invalid_frees - p1.invalid_frees, 0);
+    ck_assert_uint_eq(p2.double_frees - p1.double_frees, 0);
+    ck_assert_uint_eq(p2.frees - p1.frees, MANY / 5);
+    ASSERT_SCOPE(ost, MANY / 5, MANY / 5, 0, 0);
+}
+END_TEST
+
+/* tests/progs/bulk_quarantine SIZE COUNT CLOSES under a quarantine of `quarantine` bytes:
+ * its blocks come from an allocator of its own that counts what the tracker gives back. */
+static void run_bulk_quarantine(struct cmt_run *r, const char *quarantine, const char *size,
+                                const char *count, const char *closes)
+{
+    char *argv[] = { (char *)cmt_test_prog("bulk_quarantine"), (char *)size, (char *)count,
+                     (char *)closes, NULL };
+    char env_q[64];
+    snprintf(env_q, sizeof env_q, "CYMEMTRACK_QUARANTINE=%s", quarantine);
+    char *env[] = { env_q, "CYMEMTRACK_STACK_DEPTH=0", "CYMEMTRACK_SCOPES=", NULL };
+    cmt_run(r, 1, argv, env);
+}
+
+static void assert_bulk_quarantine(const char *quarantine, const char *size, const char *count,
+                                   const char *closes, const char *expected)
+{
+    struct cmt_run r;
+    run_bulk_quarantine(&r, quarantine, size, count, closes);
+    ck_assert_msg(r.exit_code == 0 && r.signal == 0,
+                  "expected exit 0, got exit %d signal %d; stderr:\n%s", r.exit_code, r.signal,
+                  r.err);
+    ck_assert_msg(strcmp(r.out, expected) == 0, "expected:\n%s\ngot:\n%s", expected, r.out);
+    cmt_run_free(&r);
+}
+
+/* 16 KiB of quarantine and closes of 1000 blocks of 64 B: each close gives the first 744
+ * back at once and keeps the last 256 (16 KiB), which the next close evicts, oldest first,
+ * to make room for its own. Only the last close's 256 are still recognized as stale. */
+START_TEST(quarantine_keeps_the_latest_within_its_budget)
+{
+    assert_bulk_quarantine("16384", "64", "1000", "2",
+                           "tracked: 1\n"
+                           "close 1: 1000 blocks, given back so far: 744\n"
+                           "close 2: 1000 blocks, given back so far: 1744\n"
+                           "stale frees: 256\n"
+                           "invalid frees: 1744\n"
+                           "given back in all: 1744\n");
+}
+END_TEST
+
+/* Blocks of size 0 count for 16 bytes each in the budget: without that they would never
+ * fill it, and the quarantine would hold any number of them. */
+START_TEST(quarantine_counts_empty_blocks)
+{
+    assert_bulk_quarantine("4096", "0", "1000", "1",
+                           "tracked: 1\n"
+                           "close 1: 1000 blocks, given back so far: 744\n"
+                           "stale frees: 256\n"
+                           "invalid frees: 744\n"
+                           "given back in all: 744\n");
+}
+END_TEST
+
+/* With the quarantine off, a close gives everything back at once. */
+START_TEST(quarantine_off_gives_back_at_close)
+{
+    assert_bulk_quarantine("0", "64", "300", "1",
+                           "tracked: 1\n"
+                           "close 1: 300 blocks, given back so far: 300\n"
+                           "stale frees: 0\n"
+                           "invalid frees: 300\n"
+                           "given back in all: 300\n");
+}
+END_TEST
+
 /* A scope's own allocator, counting its calls: a bump allocator over a static arena, so its
  * blocks are unknown to malloc and must never reach free. */
 static char arena[1 << 16];
@@ -618,6 +737,13 @@ static Suite *scope_suite(void)
     tc = tcase_create("bulk");
     tcase_add_test(tc, bulk_free_frees_what_is_left);
     tcase_add_test(tc, stale_free_and_realloc_are_ignored);
+    tcase_add_test(tc, bulk_free_of_many_blocks_counts_exactly);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("quarantine");
+    tcase_add_test(tc, quarantine_keeps_the_latest_within_its_budget);
+    tcase_add_test(tc, quarantine_counts_empty_blocks);
+    tcase_add_test(tc, quarantine_off_gives_back_at_close);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("pool");

@@ -48,6 +48,14 @@ tests_progs_pool_calls_LDADD = libcymemtrack-api.la
 # A real binary (rpath to the build tree), not libtool's wrapper script.
 tests_progs_pool_calls_LDFLAGS = -no-install
 CLEANFILES += tests/progs/pool-calls$(EXEEXT)
+# The quarantine's budget and eviction, seen through a scope allocator of the program's own.
+EXTRA_tests_check_scope_DEPENDENCIES += tests/progs/bulk_quarantine$(EXEEXT)
+EXTRA_PROGRAMS += tests/progs/bulk_quarantine
+tests_progs_bulk_quarantine_SOURCES = tests/progs/bulk_quarantine.c
+tests_progs_bulk_quarantine_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_progs_bulk_quarantine_LDADD = libcymemtrack-api.la
+tests_progs_bulk_quarantine_LDFLAGS = -no-install
+CLEANFILES += tests/progs/bulk_quarantine$(EXEEXT)
 
 # cmttotals.so: preloaded after the tracker into real programs, it writes each process's
 # totals at exit (tests/progs/totals.c). A module, not a program, so it is no test itself.
@@ -243,6 +251,27 @@ tests_check_badinput_CFLAGS = $(TEST_CFLAGS)
 tests_check_badinput_LDADD = $(TEST_LDADD) tools/libcmtreport.la
 EXTRA_tests_check_badinput_DEPENDENCIES = tests/progs/fault_prog$(EXEEXT) \
 	tests/progs/badfree_prog$(EXEEXT) tools/cymem-report$(EXEEXT)
+
+# The bootstrap area (issue 4): libtestdlsym.so, preloaded beside the tracker, is a dlsym
+# that allocates, as glibc's did before 2.34; bootstrap_prog frees and reallocs the blocks
+# the tracker served it. A module, not a program, so it is no test itself.
+check_LTLIBRARIES += tests/progs/libtestdlsym.la
+tests_progs_libtestdlsym_la_SOURCES = tests/progs/testdlsym.c tests/testdlsym.h
+tests_progs_libtestdlsym_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+tests_progs_libtestdlsym_la_LIBADD = -ldl
+EXTRA_PROGRAMS += tests/progs/bootstrap_prog
+tests_progs_bootstrap_prog_SOURCES = tests/progs/bootstrap_prog.c tests/testdlsym.h
+tests_progs_bootstrap_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_progs_bootstrap_prog_LDADD = libcymemtrack-api.la -ldl
+tests_progs_bootstrap_prog_LDFLAGS = -no-install
+CLEANFILES += tests/progs/bootstrap_prog$(EXEEXT)
+check_PROGRAMS += tests/check_bootstrap
+tests_check_bootstrap_SOURCES = tests/check_bootstrap.c
+tests_check_bootstrap_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir)/tools \
+	-DCMT_TESTDLSYM_SO='"$(abs_top_builddir)/tests/progs/.libs/libtestdlsym.so"'
+tests_check_bootstrap_CFLAGS = $(TEST_CFLAGS)
+tests_check_bootstrap_LDADD = $(TEST_LDADD) tools/libcmtreport.la
+EXTRA_tests_check_bootstrap_DEPENDENCIES = tests/progs/bootstrap_prog$(EXEEXT)
 
 # On demand and in CI, not in make check (each takes a minute or more):
 # check-sanitizers: cymem-report on real reports under valgrind and ASan+UBSan (a tools-only
