@@ -546,6 +546,18 @@ void cmt_config_init(void);
  * equal ids. Returns 0 when capture is off or fails, or the table is full. Called inside the
  * hooks with t->busy set: must not allocate through the tracked allocator. */
 uint32_t cmt_stack_capture(void);
+/* Called by cmt_stack_walk for each frame, innermost first: pc is the frame's return address
+ * into its function, cfa its canonical frame address (the stack pointer before the call that
+ * made it; deeper frames have lower ones). Returns false to end the walk. A call with pc 0
+ * means the walk starts over from the innermost frame (another unwinder took over). */
+typedef bool (*cmt_stack_visit)(void *arg, uintptr_t pc, uintptr_t cfa);
+/* Walks the calling thread's stack past the tracker's own frames, up to max frames, whatever
+ * cmt_cfg.stack_depth is; the outermost frame is not visited. Returns the frames visited (0
+ * when there is no unwinder). Same constraints as cmt_stack_capture. */
+int cmt_stack_walk(cmt_stack_visit visit, void *arg, int max);
+/* The extent of the code whose unwind entry (.eh_frame) starts exactly at fn, or 0: the size
+ * of a function whose symbol gives none. */
+size_t cmt_stack_code_extent(const void *fn);
 /* The return addresses of stack id, innermost first. False for an unknown id. */
 bool cmt_stack_get(uint32_t id, const uintptr_t **pcs, uint32_t *depth);
 /* Stack ids run from 1 to cmt_stack_count(). */
@@ -783,10 +795,10 @@ typedef void (*cmt_funchook_cb)(void *arg);
 
 /* Hooks the function at addr so that on_enter runs at every call, before its first
  * instruction, and on_exit when that call ends. Returns 0, or -1 with *why set to a reason
- * ("too short to patch", "a jump into its first bytes, from +12", "already hooked", ...:
- * static, or in a thread-local buffer valid until the thread's next install), in which case
- * nothing was changed. x86-64 with Zydis only; elsewhere always -1. Serialized; meant for
- * start-up, see funchook.c on installs while other threads run. */
+ * ("too short to patch", "a jump into its first bytes, from the instruction at +12",
+ * "already hooked", ...: static, or in a thread-local buffer valid until the thread's next
+ * install), in which case nothing was changed. x86-64 with Zydis only; elsewhere always -1.
+ * Serialized; meant for start-up, see funchook.c on installs while other threads run. */
 int cmt_funchook_install(void *addr, cmt_funchook_cb on_enter, cmt_funchook_cb on_exit,
                          void *arg, const char **why);
 /* An entry-only hook (no return redirection), for the loader watch (elfsyms.c) on
@@ -800,6 +812,9 @@ extern char cmt_funchook_return_stub[];
 /* The real return address for pc == cmt_funchook_return_stub read at sp - 8 (sp: the
  * hooked frame's CFA); any other pc is returned as is. Calling thread only. */
 uintptr_t cmt_funchook_real_return(uintptr_t pc, uintptr_t sp);
+/* In an on_enter callback: the hooked call's stack pointer at its entry (the address of its
+ * return address). Calling thread only; meaningless elsewhere. */
+uintptr_t cmt_funchook_entry_sp(void);
 /* Hooked calls that ran unhooked because the thread's shadow stack (128 deep) was full. */
 uint64_t cmt_funchook_missed(void);
 
@@ -814,6 +829,13 @@ void cmt_envscope_thread_start(struct cmt_thread *t);
 void cmt_envscope_pending(struct cmt_thread *t);
 /* A module was dlopen'ed: func: entries not found so far are looked for again. */
 void cmt_envscope_module_loaded(void);
+/* Set while some func: entry whose function could not be hooked is found by inspecting the
+ * stack: the hooks then choose every allocation's instance in their slow path, through
+ * cmt_envscope_owner. */
+extern atomic_int cmt_envscope_inspect;
+/* The instance an allocation by t (live, busy) belongs to: top, t's innermost scope, or the
+ * instance of an inspected function running deeper than every scope top stands for. */
+struct cmt_instance *cmt_envscope_owner(struct cmt_thread *t, struct cmt_instance *top);
 
 /* ---- lifecycle.c: init, fork, exit -------------------------------------------------- */
 

@@ -3,7 +3,8 @@
  * changed.
  *
  * Owns the setting's grammar and its three triggers: func:SYMBOL (an instance per call, from
- * an entry hook in memory, funchook.c, or from -finstrument-functions), thread:GLOB (an
+ * an entry hook in memory, funchook.c, or from -finstrument-functions; where no hook can be
+ * set, from the stack, walked at each allocation, with approximate instances), thread:GLOB (an
  * instance per matching thread, until it exits) and signal:SIGNAME (a process-wide window
  * toggled by the signal). A bad entry gets one "cymemtrack:" line naming it and its position;
  * the rest of the setting still applies. Never allocates through the tracked allocator, and
@@ -27,6 +28,14 @@
 #define ENTRIES_MAX 32
 #define ARG_MAX 256
 #define FUNC_DEPTH 128
+#define INSPECT_OPEN 16     /* inspected calls with an open instance, at once on a thread */
+#define INSPECT_DEPTH 128   /* frames an allocation's walk looks at, at most */
+
+#ifdef HAVE_LIBUNWIND
+#define CAN_INSPECT 1
+#else
+#define CAN_INSPECT 0       /* no unwinder: stack.c walks nothing */
+#endif
 
 enum opt { OPT_BULK = 0x1, OPT_QUIET = 0x2 };
 
@@ -39,7 +48,16 @@ struct entry {
     void *func;                 /* func: the hooked function's address */
     size_t func_size;
     bool hooked;                /* func: entry hook installed */
+    bool inspected;             /* func: not hooked, found on the stack instead */
     int signo;                  /* signal: */
+};
+
+/* The code of a func: entry's function that is found on the stack, [lo, hi). Switched off
+ * when the program turns out to call -finstrument-functions' hooks for it. */
+struct range {
+    uintptr_t lo, hi;
+    const struct entry *e;
+    atomic_bool on;
 };
 
 static struct {
@@ -52,14 +70,39 @@ static struct {
     atomic_uint window_requests;    /* bit i: entry i's signal arrived */
     struct cmt_instance *window[ENTRIES_MAX];
     cmt_spinlock window_lock;
+    /* Inspected func: entries, appended at start and after a dlopen: a range is written
+     * before the count that publishes it, and never removed. */
+    struct range ranges[ENTRIES_MAX];
+    atomic_uint nranges;
+    pthread_key_t exit_key;     /* its destructor closes a thread's inspected instances */
+    bool have_key;
+    atomic_int open_full_said;
 } es;
 
+atomic_int cmt_envscope_inspect;
+
 /* Per thread: the instances func: entries opened, innermost last; NULL marks a call whose
- * entry hook could not open one (so that its exit does not close another's). */
+ * entry hook could not open one (so that its exit does not close another's). mark is the
+ * call's stack pointer at entry, for the comparison with inspected frames. */
 static __thread struct {
     struct cmt_instance *open[FUNC_DEPTH];
+    uintptr_t mark[FUNC_DEPTH];
     int depth;
 } fstack CMT_TLS;
+
+/* Per thread: the instances of inspected calls open now, outermost first, each known by its
+ * function and the CFA of the call's frame. They are on no scope stack (see inspect_open). */
+struct inspected {
+    struct cmt_instance *inst;
+    const struct entry *e;
+    uintptr_t cfa;
+    uint64_t below;             /* handle of the thread's innermost scope when it opened */
+};
+static __thread struct {
+    uint32_t n;
+    bool exit_armed;            /* the thread-exit destructor will run */
+    struct inspected open[INSPECT_OPEN];
+} ist CMT_TLS;
 
 /* ---- parsing ------------------------------------------------------------------------ */
 
@@ -186,9 +229,8 @@ static void parse_entry(const char *s, const char *end, size_t pos)
 
 /* ---- func: -------------------------------------------------------------------------- */
 
-static void func_enter(void *arg)
+static void func_open(const struct entry *e, uintptr_t mark)
 {
-    const struct entry *e = arg;
     struct cmt_thread *t = &cmt_self;
     struct cmt_instance *inst = NULL;
     if (!t->busy && atomic_load_explicit(&cmt_ready, memory_order_acquire)) {
@@ -199,9 +241,16 @@ static void func_enter(void *arg)
             t->busy--;
         }
     }
-    if (fstack.depth < FUNC_DEPTH)
+    if (fstack.depth < FUNC_DEPTH) {
         fstack.open[fstack.depth] = inst;
+        fstack.mark[fstack.depth] = mark;
+    }
     fstack.depth++;
+}
+
+static void func_enter(void *arg)
+{
+    func_open(arg, cmt_funchook_entry_sp());
 }
 
 static void func_exit(void *arg)
@@ -228,6 +277,207 @@ static void func_exit(void *arg)
     t->busy--;
 }
 
+/* ---- func: by inspecting the stack -------------------------------------------------- */
+
+/* A function that cannot be hooked is looked for on the stack at every allocation instead.
+ * A call is known by its frame's CFA: allocations seen with the same CFA are one instance;
+ * the instance closes at the first allocation whose walk passes that CFA without the call's
+ * frame there (it returned, or another call took its place). So an instance is only seen
+ * once it allocates, and two calls in a row at the same depth with no allocation between
+ * them outside count as one: instance counts are approximate, allocation counts are not. */
+
+/* The instance of an inspected call, closed: compacted out of the thread's list. */
+static void inspect_close(struct cmt_thread *t, uint32_t j)
+{
+    cmt_instance_close_detached(t, ist.open[j].inst);
+    for (; j + 1 < ist.n; j++)
+        ist.open[j] = ist.open[j + 1];
+    ist.n--;
+}
+
+/* Thread exit (a key destructor): the thread's inspected instances close with it. */
+static void inspect_thread_exit(void *arg)
+{
+    (void)arg;
+    struct cmt_thread *t = &cmt_self;
+    t->busy++;
+    while (ist.n)
+        inspect_close(t, ist.n - 1);
+    ist.exit_armed = false;
+    t->busy--;
+}
+
+/* Opens the instance of an inspected call at cfa, for an allocation made under top. */
+static struct cmt_instance *inspect_open(struct cmt_thread *t, const struct entry *e,
+                                         uintptr_t cfa, struct cmt_instance *top)
+{
+    if (ist.n == INSPECT_OPEN) {
+        if (!atomic_exchange(&es.open_full_said, 1))
+            cmt_diag("more than %d calls of inspected functions nested on one thread; deeper "
+                     "ones are not seen as scope instances", INSPECT_OPEN);
+        return NULL;
+    }
+    /* Owned by the thread, so that it counts with plain stores and keeps its peak like any
+     * func: instance, but taken off the scope stack at once: its end is only seen at a later
+     * allocation, and closing it from under scopes opened meanwhile would upset them. No
+     * bulk: a close seen late is harmless, but a walk that missed a frame still running
+     * would close it early, and a bulk-free then would free blocks the call still uses. */
+    struct cmt_instance *inst = cmt_instance_open(t, e->name_id, 0);
+    if (!inst)
+        return NULL;
+    t->top = inst->parent;
+    inst->parent = NULL;
+    if (!ist.exit_armed && es.have_key)
+        ist.exit_armed = pthread_setspecific(es.exit_key, &ist) == 0;
+    ist.open[ist.n++] = (struct inspected){ inst, e, cfa, cmt_instance_handle(top) };
+    return inst;
+}
+
+/* What an allocation's walk saw. */
+struct sight {
+    const struct range *ranges;
+    unsigned nranges;
+    uintptr_t stop;             /* the outermost open instance's CFA */
+    const struct entry *inner;  /* the innermost inspected frame, */
+    uintptr_t inner_cfa;        /* and its CFA */
+    uint32_t present;           /* bit j: ist.open[j]'s frame is there */
+    uintptr_t passed;           /* the CFA of the last frame walked */
+};
+
+static bool inspect_frame(void *arg, uintptr_t pc, uintptr_t cfa)
+{
+    struct sight *s = arg;
+    if (pc == 0) {              /* the walk starts over */
+        s->inner = NULL;
+        s->present = 0;
+        s->passed = 0;
+        return true;
+    }
+    s->passed = cfa;
+    for (unsigned i = 0; i < s->nranges; i++) {
+        const struct range *r = &s->ranges[i];
+        /* pc - 1: the call instruction, in case the call was the function's last. */
+        if (pc - 1 - r->lo >= r->hi - r->lo ||
+            !atomic_load_explicit(&r->on, memory_order_relaxed))
+            continue;
+        if (!s->inner) {
+            s->inner = r->e;
+            s->inner_cfa = cfa;
+        }
+        for (uint32_t j = 0; j < ist.n; j++)
+            if (ist.open[j].e == r->e && ist.open[j].cfa == cfa)
+                s->present |= 1u << j;
+        break;
+    }
+    /* Done once the innermost is known and every open instance's frame was passed. */
+    return !s->inner || cfa < s->stop;
+}
+
+/* A hooked or instrumented call's stack pointer at entry; 0 when unknown. */
+static uintptr_t func_mark(const struct cmt_instance *inst)
+{
+    for (int d = fstack.depth < FUNC_DEPTH ? fstack.depth : FUNC_DEPTH; d-- > 0;)
+        if (fstack.open[d] == inst)
+            return fstack.mark[d];
+    return 0;
+}
+
+/* The innermost configured function wins: does an inspected frame at cfa (whose instance,
+ * when open, is cur) run deeper than the scopes on the stack from top down? A scope opened
+ * since cur opened is inside its call; a hooked call is inside the frame when it entered
+ * below the frame's CFA; the global and thread: scopes are outside everything. An API
+ * scope does not say how deep it was opened: the scope under it decides, so one opened
+ * inside the inspected call before the call's first allocation is taken for an outer one. */
+static bool inspected_wins(const struct cmt_instance *top, uintptr_t cfa,
+                           const struct inspected *cur)
+{
+    int steps = 0;
+    for (const struct cmt_instance *x = top; x && steps < FUNC_DEPTH; x = x->parent, steps++) {
+        if (cur && cmt_instance_handle(x) == cur->below)
+            return x == top;
+        if (x->kind == CMT_KIND_FUNC)
+            return cfa <= func_mark(x);
+        if (x->kind != CMT_KIND_API)
+            return true;
+    }
+    return true;
+}
+
+struct cmt_instance *cmt_envscope_owner(struct cmt_thread *t, struct cmt_instance *top)
+{
+    struct sight s = {
+        .ranges = es.ranges,
+        .nranges = atomic_load_explicit(&es.nranges, memory_order_acquire),
+        .stop = ist.n ? ist.open[0].cfa : 0,
+    };
+    cmt_stack_walk(inspect_frame, &s, INSPECT_DEPTH);
+    /* A frame the walk passed without finding it is gone. One it did not reach (the walk
+     * stopped short) may still be running: its instance stays open. */
+    for (uint32_t j = ist.n; j-- > 0;)
+        if (!(s.present & (1u << j)) && s.passed >= ist.open[j].cfa)
+            inspect_close(t, j);
+    if (!s.inner)
+        return top;
+    /* Every open instance left is the inner frame's or an outer one's. */
+    struct inspected *cur = ist.n ? &ist.open[ist.n - 1] : NULL;
+    if (cur && (cur->e != s.inner || cur->cfa != s.inner_cfa))
+        cur = NULL;
+    if (!inspected_wins(top, s.inner_cfa, cur))
+        return top;
+    if (cur)
+        return cur->inst;
+    struct cmt_instance *inst = inspect_open(t, s.inner, s.inner_cfa, top);
+    return inst ? inst : top;
+}
+
+/* Arms the inspection of a func: entry whose function could not be hooked (why): its
+ * code's extent is its symbol's size or, without one, its unwind entry's. */
+static void inspect_arm(struct entry *e, const char *why)
+{
+    size_t size = e->func_size ? e->func_size : cmt_elfsyms_func_size(e->func);
+    if (!size)
+        size = cmt_stack_code_extent(e->func);
+    const char *cannot = !CAN_INSPECT ? "built without libunwind"
+                       : !size ? "its extent is unknown: no symbol size, no unwind entry"
+                       : NULL;
+    if (!cannot) {
+        unsigned n = atomic_load_explicit(&es.nranges, memory_order_relaxed);
+        struct range *r = &es.ranges[n];
+        r->lo = (uintptr_t)e->func;
+        r->hi = r->lo + size;
+        r->e = e;
+        atomic_store_explicit(&r->on, true, memory_order_relaxed);
+        atomic_store_explicit(&es.nranges, n + 1, memory_order_release);
+        e->inspected = true;
+        atomic_store_explicit(&cmt_envscope_inspect, 1, memory_order_release);
+    }
+    if (e->opts & OPT_QUIET)
+        return;
+    if (cannot)
+        cmt_diag("CYMEMTRACK_SCOPES: entry \"%s\": cannot hook %s (%s), nor look for it on the "
+                 "stack (%s); its allocations are attributed only where the program was built "
+                 "with -finstrument-functions", e->name, e->arg, why, cannot);
+    else
+        cmt_diag("CYMEMTRACK_SCOPES: entry \"%s\": cannot hook %s (%s); looking for it on the "
+                 "stack at each allocation instead (instance counts approximate%s)", e->name,
+                 e->arg, why, (e->opts & OPT_BULK) ? "; bulk not applied" : "");
+}
+
+/* The program calls -finstrument-functions' hooks for an inspected function: they say
+ * exactly when its calls begin and end, so the inspection stops. */
+static void inspect_stop(const struct entry *e)
+{
+    bool any = false;
+    unsigned n = atomic_load_explicit(&es.nranges, memory_order_acquire);
+    for (unsigned i = 0; i < n; i++) {
+        if (es.ranges[i].e == e)
+            atomic_store_explicit(&es.ranges[i].on, false, memory_order_relaxed);
+        any |= atomic_load_explicit(&es.ranges[i].on, memory_order_relaxed);
+    }
+    if (!any)
+        atomic_store_explicit(&cmt_envscope_inspect, 0, memory_order_relaxed);
+}
+
 /* Hooks every func: entry that is not hooked yet and whose symbol is loaded now. */
 static void func_arm(bool first)
 {
@@ -245,7 +495,7 @@ static void func_arm(bool first)
         }
         const struct entry *twin = NULL;
         for (int j = 0; j < es.n && !twin; j++)
-            if (j != i && es.e[j].hooked && es.e[j].func == e->func)
+            if (j != i && (es.e[j].hooked || es.e[j].inspected) && es.e[j].func == e->func)
                 twin = &es.e[j];
         if (twin) {
             if (!(e->opts & OPT_QUIET))
@@ -256,13 +506,10 @@ static void func_arm(bool first)
             continue;
         }
         const char *why = NULL;
-        if (cmt_funchook_install(e->func, func_enter, func_exit, e, &why) == 0) {
+        if (cmt_funchook_install(e->func, func_enter, func_exit, e, &why) == 0)
             e->hooked = true;
-        } else if (!(e->opts & OPT_QUIET)) {
-            cmt_diag("CYMEMTRACK_SCOPES: entry \"%s\": cannot hook %s (%s); allocations are "
-                     "attributed by -finstrument-functions where the program has it, else not",
-                     e->name, e->arg, why ? why : "unknown reason");
-        }
+        else
+            inspect_arm(e, why ? why : "unknown reason");
     }
 }
 
@@ -273,16 +520,21 @@ void cmt_envscope_module_loaded(void)
 }
 
 /* A program built with -finstrument-functions calls these around every function: they open
- * and close func: scopes whose functions could not be hooked in memory. (GCC declares them
- * only when it instruments.) */
+ * and close func: scopes whose functions could not be hooked in memory, exactly, so such a
+ * function is no longer looked for on the stack. (GCC declares them only when it
+ * instruments.) The mark is the instrumented function's stack pointer at the call. */
 void __cyg_profile_func_enter(void *fn, void *call_site);
 void __cyg_profile_func_exit(void *fn, void *call_site);
 CMT_EXPORT void __cyg_profile_func_enter(void *fn, void *call_site)
 {
     (void)call_site;
-    for (int i = 0; i < es.n; i++)
-        if (es.e[i].func == fn && !es.e[i].hooked)
-            func_enter(&es.e[i]);
+    for (int i = 0; i < es.n; i++) {
+        if (es.e[i].func != fn || es.e[i].hooked)
+            continue;
+        if (atomic_load_explicit(&cmt_envscope_inspect, memory_order_relaxed))
+            inspect_stop(&es.e[i]);
+        func_open(&es.e[i], (uintptr_t)__builtin_dwarf_cfa());
+    }
 }
 
 CMT_EXPORT void __cyg_profile_func_exit(void *fn, void *call_site)
@@ -408,6 +660,7 @@ void cmt_envscope_init(void)
         }
     }
     if (es.any_func) {
+        es.have_key = pthread_key_create(&es.exit_key, inspect_thread_exit) == 0;
         const char *why = NULL;
         if (cmt_elfsyms_watch_loads(&why) != 0)
             cmt_diag("CYMEMTRACK_SCOPES: cannot watch for libraries loaded later (%s); func: "

@@ -4,8 +4,9 @@
  *
  * Both keep every register the ABI lets a callee clobber (a caller built with
  * interprocedural register allocation relies on the ones the hooked function leaves alone),
- * except r11 at entry, which carries the hook, and call C. The entry stub leaves through an
- * indirect jump; the return stub through a ret into the real return address.
+ * except r11 at entry, which carries the hook, and call C. Both leave through an indirect
+ * jump: the entry stub to the relocated instructions, the return stub to the real return
+ * address (see there why not a ret).
  * Never touch the x87 stack or the upper halves of the vector registers.
  */
 #include "config.h"
@@ -140,9 +141,15 @@ cmt_funchook_return_stub:
         movq    %rbp, %rsp
         popq    %rbp
         .cfi_def_cfa %rsp, 8
-        /* The slot now holds the real return address: a plain ret, which clobbers nothing
-         * (an indirect jump would need a register). */
-        ret
+        /* The slot now holds the real return address. Not a ret: the hooked function's own
+         * ret, into this stub, already took the return predictor's entry for it, and a
+         * second ret would take its caller's, mispredicting this return and every one after
+         * it up the stack. An indirect jump through the slot, popped first, clobbers no
+         * register and leaves the predictor in step. The slot is then in the 128-byte red
+         * zone below the stack pointer, which no signal handler may write. */
+        leaq    8(%rsp), %rsp
+        .cfi_def_cfa_offset 0
+        jmp     *-8(%rsp)
         .cfi_endproc
         .size   cmt_funchook_return_stub, .-cmt_funchook_return_stub
 

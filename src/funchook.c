@@ -10,15 +10,15 @@
  *
  * How a hooked call runs. The function's first 5 bytes (after an endbr64, which stays so
  * that indirect calls still land on it) become `jmp trampoline`. The trampoline loads its
- * hook into r11 and jumps to cmt_funchook_enter_stub (funchook-stub.S), which saves the
- * argument registers (rdi rsi rdx rcx r8 r9, rax for varargs, r10, xmm0-7), calls on_enter,
- * pushes (real return address, address of its stack slot, hook) on the thread's shadow stack
- * and replaces the return address with cmt_funchook_return_stub, restores the registers and
- * runs the relocated first instructions, which jump back into the function. At return, the
- * stub saves rax rdx xmm0 xmm1, pops the entry, puts the real return address back, calls
- * on_exit and jumps there. Recursion and any mix of hooked functions nest on the shadow
- * stack, 128 deep a thread; calls beyond that run unhooked: neither on_enter nor on_exit,
- * counted (cmt_funchook_missed) and said once.
+ * hook into r11 and jumps to cmt_funchook_enter_stub (funchook-stub.S), which saves every
+ * caller-saved register, calls on_enter, pushes (real return address, address of its stack
+ * slot, hook) on the thread's shadow stack and replaces the return address with
+ * cmt_funchook_return_stub, restores the registers and runs the relocated first
+ * instructions, which jump back into the function. At return, the stub saves the registers
+ * again, pops the entry, puts the real return address back, calls on_exit and jumps there.
+ * Recursion and any mix of hooked functions nest on the shadow stack, 128 deep a thread;
+ * calls beyond that run unhooked: neither on_enter nor on_exit, counted
+ * (cmt_funchook_missed) and said once.
  *
  * Not preserved across the callbacks: the upper halves of ymm/zmm registers (so functions
  * taking or returning __m256/__m512 values must not be hooked) and the x87 stack (a long
@@ -117,6 +117,11 @@ uintptr_t cmt_funchook_real_return(uintptr_t pc, uintptr_t sp)
     return pc;
 }
 
+uintptr_t cmt_funchook_entry_sp(void)
+{
+    return 0;
+}
+
 #else /* FUNCHOOK_ENABLED */
 
 #include <Zydis/Zydis.h>
@@ -174,6 +179,7 @@ struct shadow {
     uint32_t restored;          /* entries in state ENTRY_RESTORED */
     uint32_t inflight;          /* C++ exceptions raised and not caught yet */
     uint32_t grave_next;
+    uintptr_t *entering;        /* the slot of the call whose on_enter runs (entry sp) */
     struct shadow_entry e[SHADOW_DEPTH];
     struct grave grave[GRAVE_SLOTS];
 };
@@ -302,6 +308,7 @@ static CMT_NOINLINE void enter_slow(struct shadow *t, const struct cmt_hook *h,
 {
     if (t->in_cb)
         return;
+    t->entering = slot;
     if (h->flags & HOOK_ENTRY_ONLY) {
         call_cb(t, h->on_enter, h->arg);
         return;
@@ -330,8 +337,14 @@ void cmt_funchook_enter(const struct cmt_hook *h, uintptr_t *slot)
         enter_slow(t, h, slot);
         return;
     }
+    t->entering = slot;
     call_cb(t, h->on_enter, h->arg);
     push(t, h, slot);
+}
+
+uintptr_t cmt_funchook_entry_sp(void)
+{
+    return (uintptr_t)cmt_shadow.entering;
 }
 
 static CMT_NOINLINE void return_slow(struct shadow *t, uintptr_t *slot)
@@ -809,7 +822,8 @@ static bool scan_body(const uint8_t *fn, size_t size, const uint8_t *start, size
                 continue;
             const uint8_t *target = p + in.length + in.raw.imm[k].value.s;
             if (target > start && target < start + len) {
-                *why = why_at("a jump into its first bytes, from", (long)(p - fn));
+                *why = why_at("a jump into its first bytes, from the instruction",
+                             (long)(p - fn));
                 return false;
             }
         }

@@ -179,6 +179,10 @@ static CMT_NOINLINE struct cmt_instance *owner_slow(struct cmt_thread *t)
     if (t->state == CMT_THREAD_NEW)
         cmt_thread_attach(t);
     struct cmt_instance *inst = t->state == CMT_THREAD_LIVE ? t->top : cmt_instance_shared();
+    /* func: entries whose function could not be hooked: their calls are found on the stack. */
+    if (atomic_load_explicit(&cmt_envscope_inspect, memory_order_relaxed) &&
+        t->state == CMT_THREAD_LIVE)
+        inst = cmt_envscope_owner(t, inst);
     struct cmt_instance *w = atomic_load_explicit(&cmt_window, memory_order_relaxed);
     return w && inst->kind == CMT_KIND_GLOBAL ? w : inst;
 }
@@ -226,6 +230,7 @@ static inline void record_alloc(struct cmt_thread *t, void *p, size_t size)
      * the global scope, so a global-scope allocation looks at the window too. */
     struct cmt_instance *inst = t->top;
     if (cmt_unlikely(t->state != CMT_THREAD_LIVE ||
+                     atomic_load_explicit(&cmt_envscope_inspect, memory_order_relaxed) ||
                      (inst->kind == CMT_KIND_GLOBAL &&
                       atomic_load_explicit(&cmt_window, memory_order_relaxed))))
         inst = owner_slow(t);

@@ -2,7 +2,8 @@
  * stack.c — the stack of each allocation: capture, and the table that deduplicates stacks.
  *
  * Owns the unwinder (unwind rules cached by return address, read from each module's
- * .eh_frame; libunwind for any stack holding a frame those rules cannot describe) and the
+ * .eh_frame; libunwind for any stack holding a frame those rules cannot describe), also
+ * walked frame by frame for the func: scopes found on the stack (envscope.c), and the
  * stack table (frames -> id). Runs inside the malloc hooks: never allocates through the
  * tracked allocator, never calls stdio, and locks only to add a rule or a stack not seen yet.
  */
@@ -198,6 +199,18 @@ static int find_own(struct dl_phdr_info *info, size_t size, void *arg)
 }
 
 /* ---- the unwinder ------------------------------------------------------------------ */
+
+/* What a walk does with the frames it finds. A capture keeps up to depth return addresses;
+ * an inspection (cmt_stack_walk) hands each frame's pc and CFA to visit, up to depth frames,
+ * until visit says stop. Each walker below is written once and instantiated for both, with
+ * `frames` a constant, so that the capture's loop carries nothing of the inspection's. */
+struct walk {
+    uintptr_t *pcs;
+    int depth;
+    cmt_stack_visit visit;
+    void *arg;
+};
+
 #ifdef HAVE_LIBUNWIND
 
 /* Reading the modules' unwind tables. Every read is bounded by the segment that holds
@@ -625,6 +638,25 @@ static bool is_sigreturn(uintptr_t pc, uintptr_t seg_hi)
     return seg_hi - pc >= sizeof code && memcmp((const void *)pc, code, sizeof code) == 0;
 }
 
+/* The FDE that covers pc, and its CIE: *r is left at the FDE's instructions, *begin and
+ * *range are the code it covers. False when there is none or it cannot be read. */
+static bool fde_open(const struct module *m, uintptr_t pc, struct reader *r, struct cie *c,
+                     uintptr_t *begin, uintptr_t *range)
+{
+    const uint8_t *fde = fde_lookup(m, pc);
+    if (!fde || !cfi_entry(m, fde, r))
+        return false;
+    uint64_t cie_off = rd_fixed(r, 4);
+    const uint8_t *cie_at = r->p - 4 - cie_off;
+    if (r->bad || cie_off == 0 || cie_at < m->lo || cie_at >= m->hi || !cie_parse(m, cie_at, c))
+        return false;
+    *begin = rd_encoded(r, c->fde_enc, 0);
+    *range = rd_encoded(r, c->fde_enc & 0x0f, 0);
+    if (c->aug_z)
+        rd_skip(r, rd_uleb(r));
+    return !r->bad && pc - *begin < *range;
+}
+
 /* The rule for the frame executing at pc, from the module's .eh_frame. is_ra: pc is a return
  * address minus one. */
 static uint64_t rule_compute(uintptr_t pc, bool is_ra, unsigned long long *subs)
@@ -634,21 +666,10 @@ static uint64_t rule_compute(uintptr_t pc, bool is_ra, unsigned long long *subs)
     *subs = m.subs;
     if (!m.found || !m.hdr || (is_ra && is_sigreturn(pc + 1, m.seg_hi)))
         return RULE_SLOW;
-    const uint8_t *fde = fde_lookup(&m, pc);
     struct reader r;
-    if (!fde || !cfi_entry(&m, fde, &r))
-        return RULE_SLOW;
-    uint64_t cie_off = rd_fixed(&r, 4);
-    const uint8_t *cie_at = r.p - 4 - cie_off;
     struct cie c;
-    if (r.bad || cie_off == 0 || cie_at < m.lo || cie_at >= m.hi || !cie_parse(&m, cie_at, &c) ||
-        c.signal)
-        return RULE_SLOW;
-    uintptr_t begin = rd_encoded(&r, c.fde_enc, 0);
-    uintptr_t range = rd_encoded(&r, c.fde_enc & 0x0f, 0);
-    if (c.aug_z)
-        rd_skip(&r, rd_uleb(&r));
-    if (r.bad || pc - begin >= range)
+    uintptr_t begin, range;
+    if (!fde_open(&m, pc, &r, &c, &begin, &range) || c.signal)
         return RULE_SLOW;
 
     struct cfa_row row = { .cfa_reg = ~UINT64_C(0) }, init;
@@ -676,6 +697,20 @@ static uint64_t rule_compute(uintptr_t pc, bool is_ra, unsigned long long *subs)
         return RULE_SLOW;
     }
     return rule;
+}
+
+/* The code a function's unwind entry covers, when one starts exactly at fn: the extent of a
+ * function whose symbol gives no size. 0 when there is no such entry. */
+static size_t code_extent(uintptr_t fn)
+{
+    struct module m = { .addr = fn };
+    dl_iterate_phdr(find_module, &m);
+    struct reader r;
+    struct cie c;
+    uintptr_t begin, range;
+    if (!m.found || !m.hdr || !fde_open(&m, fn, &r, &c, &begin, &range) || begin != fn)
+        return 0;
+    return range;
 }
 
 static inline uint32_t hash_pc(uintptr_t pc)
@@ -832,11 +867,13 @@ static CMT_NOINLINE void memo_reset(struct memo *m, unsigned gen)
     m->gen = gen;
 }
 
-/* Walks the calling thread's stack with the cached rules: up to depth return addresses past
- * the tracker's own frames (see skip_frame; from is where cmt_stack_capture returns to).
- * Returns how many, or -1 when a frame needs libunwind. Reads only what the unwind tables
- * say the frames hold, with the CFA checked to move up the stack. */
-static CMT_NOINLINE int unwind_cached(uintptr_t *pcs, int depth, uintptr_t from)
+/* Walks the calling thread's stack with the cached rules, past the tracker's own frames (see
+ * skip_frame; from is where the interface function returns to). Returns how many frames it
+ * gave, or -1 when a frame needs libunwind. Reads only what the unwind tables say the frames
+ * hold, with the CFA checked to move up the stack. m is the walk's memo: a capture and an
+ * inspection start from different frames, and would only evict each other's. */
+static inline __attribute__((always_inline)) int walk_cached(struct walk *w, uintptr_t from,
+                                                            struct memo *m, bool frames)
 {
     uintptr_t pc, sp, bp;
     __asm__ volatile("lea 0(%%rip), %0\n\t"
@@ -845,10 +882,9 @@ static CMT_NOINLINE int unwind_cached(uintptr_t *pcs, int depth, uintptr_t from)
                      : "=r"(pc), "=r"(sp), "=r"(bp));
     const struct rule_table *t = atomic_load_explicit(&stk.rules, memory_order_acquire);
     unsigned gen = atomic_load_explicit(&stk.gen, memory_order_relaxed);
-    struct memo *m = &memo;
     if (cmt_unlikely(m->gen != gen))
         memo_reset(m, gen);
-    uintptr_t key = pc;
+    uintptr_t key = pc, last = 0;
     int n = 0, skipped = 0;
     bool reached = false;
     for (unsigned step = 0;; step++) {
@@ -873,6 +909,9 @@ static CMT_NOINLINE int unwind_cached(uintptr_t *pcs, int depth, uintptr_t from)
                         (uintptr_t)(intptr_t)(int32_t)(rule >> RULE_CFA_SHIFT);
         if (cmt_unlikely(cfa <= sp || cfa - sp > FRAME_MAX_BYTES || (cfa & 7)))
             return -1;
+        /* The frame at key, whose return address the previous step read, has its CFA now. */
+        if (frames && n > 0 && (!w->visit(w->arg, last, cfa) || n == w->depth))
+            break;
         uintptr_t ra = ((const uintptr_t *)cfa)[-1];
         /* A call hooked by a func: scope returns through funchook's stub, which has no
          * unwind rule: the real return address is on the thread's shadow stack. */
@@ -886,9 +925,12 @@ static CMT_NOINLINE int unwind_cached(uintptr_t *pcs, int depth, uintptr_t from)
         if (n == 0 && skip_frame(ra, from, &reached)) {
             if (++skipped > SKIP_MAX)
                 return 0;
+        } else if (frames) {
+            last = ra;
+            n++;
         } else {
-            pcs[n++] = ra;
-            if (n == depth)
+            w->pcs[n++] = ra;
+            if (n == w->depth)
                 break;
         }
         key = ra - 1;       /* the call instruction: ra may already be the next function */
@@ -896,9 +938,25 @@ static CMT_NOINLINE int unwind_cached(uintptr_t *pcs, int depth, uintptr_t from)
     return n;
 }
 
-/* The same walk by libunwind, for the stacks the cached rules cannot describe (signal
- * frames, frames without unwind tables, unusual CFA rules). */
-static CMT_NOINLINE int unwind_libunwind(uintptr_t *pcs, int depth, uintptr_t from)
+static CMT_NOINLINE int unwind_cached(uintptr_t *pcs, int depth, uintptr_t from)
+{
+    struct walk w = { .pcs = pcs, .depth = depth };
+    return walk_cached(&w, from, &memo, false);
+}
+
+/* The inspection's own memo (see walk_cached). */
+static __thread struct memo frames_memo CMT_TLS;
+
+static CMT_NOINLINE int frames_cached(struct walk *w, uintptr_t from)
+{
+    return walk_cached(w, from, &frames_memo, true);
+}
+
+/* The same walks by libunwind, for the stacks the cached rules cannot describe (signal
+ * frames, frames without unwind tables, unusual CFA rules). A frame's CFA is the stack
+ * pointer libunwind gives its caller's frame, so an inspection steps before it visits. */
+static inline __attribute__((always_inline)) int walk_libunwind(struct walk *w, uintptr_t from,
+                                                               bool frames)
 {
     unw_context_t uc;
     unw_cursor_t cursor;
@@ -906,18 +964,40 @@ static CMT_NOINLINE int unwind_libunwind(uintptr_t *pcs, int depth, uintptr_t fr
         return 0;
     int n = 0, skipped = 0;
     bool reached = false;
-    do {
-        unw_word_t ip;
+    for (;;) {
+        unw_word_t ip, cfa;
         if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0)
             break;
         if (n == 0 && skip_frame(ip, from, &reached)) {
             if (++skipped > SKIP_MAX)
                 return 0;
+        } else if (frames) {
+            if (unw_step(&cursor) <= 0 || unw_get_reg(&cursor, UNW_REG_SP, &cfa) != 0)
+                break;
+            n++;
+            if (!w->visit(w->arg, ip, cfa) || n == w->depth)
+                break;
             continue;
+        } else {
+            w->pcs[n++] = ip;
+            if (n == w->depth)
+                break;
         }
-        pcs[n++] = ip;
-    } while (n < depth && unw_step(&cursor) > 0);
+        if (unw_step(&cursor) <= 0)
+            break;
+    }
     return n;
+}
+
+static CMT_NOINLINE int unwind_libunwind(uintptr_t *pcs, int depth, uintptr_t from)
+{
+    struct walk w = { .pcs = pcs, .depth = depth };
+    return walk_libunwind(&w, from, false);
+}
+
+static CMT_NOINLINE int frames_libunwind(struct walk *w, uintptr_t from)
+{
+    return walk_libunwind(w, from, true);
 }
 
 static void unwinder_init(void)
@@ -938,6 +1018,15 @@ static inline int unwind(uintptr_t *pcs, int depth, uintptr_t from)
     return unwind_libunwind(pcs, depth, from);
 }
 
+static inline int walk_frames(struct walk *w, uintptr_t from)
+{
+    int n = cmt_likely(cmt_stack_unwinder == 0) ? frames_cached(w, from) : -1;
+    if (n >= 0)
+        return n;
+    w->visit(w->arg, 0, 0);     /* start over: libunwind walks again from the top */
+    return frames_libunwind(w, from);
+}
+
 static void unwinder_lock(void)
 {
     cmt_spin_lock(&stk.rules_lock);
@@ -956,6 +1045,17 @@ static inline int unwind(uintptr_t *pcs, int depth, uintptr_t from)
     (void)pcs;
     (void)depth;
     (void)from;
+    return 0;
+}
+static inline int walk_frames(struct walk *w, uintptr_t from)
+{
+    (void)w;
+    (void)from;
+    return 0;
+}
+static size_t code_extent(uintptr_t fn)
+{
+    (void)fn;
     return 0;
 }
 static void unwinder_lock(void) {}
@@ -1095,6 +1195,22 @@ CMT_NOINLINE uint32_t cmt_stack_capture(void)
     const struct stack_slots *s = atomic_load_explicit(&stk.slots, memory_order_acquire);
     uint32_t id = s ? slots_find(s, h, pcs, (uint32_t)n) : 0;
     return cmt_likely(id != 0) ? id : stack_add(h, pcs, (uint32_t)n);
+}
+
+CMT_NOINLINE int cmt_stack_walk(cmt_stack_visit visit, void *arg, int max)
+{
+    uintptr_t from = (uintptr_t)__builtin_return_address(0);
+    /* Whatever cmt_cfg.stack_depth says: func: scopes that inspect the stack need it even
+     * when allocations get no stacks. */
+    if (max <= 0 || !atomic_load_explicit(&stk.ready, memory_order_acquire))
+        return 0;
+    struct walk w = { .depth = max, .visit = visit, .arg = arg };
+    return walk_frames(&w, from);
+}
+
+size_t cmt_stack_code_extent(const void *fn)
+{
+    return fn ? code_extent((uintptr_t)fn) : 0;
 }
 
 bool cmt_stack_get(uint32_t id, const uintptr_t **pcs, uint32_t *depth)

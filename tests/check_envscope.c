@@ -1,8 +1,10 @@
 /*
- * check_envscope.c — CYMEMTRACK_SCOPES (src/envscope.c) on a program that was not changed
- * for it (tests/progs/envprog.c): func: on global and static functions, with and without
- * bulk; thread: by name; signal: windows and their snapshot; the diagnostics for every kind
- * of bad entry. Counts are read from the report with the tools' reader, and are exact.
+ * check_envscope.c — CYMEMTRACK_SCOPES (src/envscope.c) on programs that were not changed
+ * for it (tests/progs/envprog.c, inspectprog.c): func: on global and static functions, with
+ * and without bulk; func: on functions no hook can take, found on the stack instead, alone,
+ * nested with hooked ones, in threads and in a dlopen()ed module; thread: by name; signal:
+ * windows and their snapshot; the diagnostics for every kind of bad entry. Counts are read
+ * from the report with the tools' reader, and are exact.
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -268,6 +270,161 @@ START_TEST(hook_keeps_the_callers_registers)
 }
 END_TEST
 
+/* ---- func: scopes found on the stack (tests/progs/inspectprog.c) -------------------- */
+
+/* Runs inspectprog MODE under the preload with scopes (and extra, a "NAME=VALUE" or NULL),
+ * and reads its report; inspect_done frees both. */
+static void inspect_run(struct cmt_run *r, struct cmt_process *p, const char *mode,
+                        const char *scopes, char *extra)
+{
+    char setting[1024], dl[512];
+    snprintf(setting, sizeof setting, "CYMEMTRACK_SCOPES=%s", scopes);
+    snprintf(dl, sizeof dl, "%s/.libs/inspect-dl.so", CMT_TEST_PROGS);
+    char *env[] = { setting, "CYMEMTRACK_OUTPUT=inspect.%p.cmt", extra, NULL };
+    char *argv[] = { (char *)cmt_test_prog("inspectprog"), (char *)mode, dl, NULL };
+    cmt_run(r, 1, argv, env);
+    ck_assert_msg(r->exit_code == 0, "inspectprog %s exited %d: %s", mode, r->exit_code,
+                  r->err);
+    ck_assert_str_eq(r->out, "done\n");
+    read_report(r, false, p);
+}
+
+static void inspect_done(struct cmt_run *r, struct cmt_process *p)
+{
+    cmt_process_free(p);
+    cmt_run_free(r);
+}
+
+/* The run said exactly `lines` "cymemtrack:" lines, text (when not NULL) among them. */
+static void assert_said(const struct cmt_run *r, int lines, const char *text)
+{
+    ck_assert_int_eq(cmt_count_lines(r->err, "cymemtrack:"), lines);
+    if (text)
+        ck_assert_msg(strstr(r->err, text), "expected \"%s\" on stderr, got: %s", text, r->err);
+}
+
+#define LOOP_DIAG "cymemtrack: CYMEMTRACK_SCOPES: entry \"ins\": cannot hook inspect_loop " \
+    "(a jump into its first bytes, from the instruction at +"
+#define INSPECT_DIAG "); looking for it on the stack at each allocation instead (instance " \
+    "counts approximate)"
+
+/* The function's loop jumps into its first bytes: one line says so, and its allocations
+ * are counted exactly, whatever the stack depth setting. Two calls with an allocation outside
+ * between are two instances; two in a row, at the same depth, one. */
+START_TEST(unhookable_function_found_on_the_stack)
+{
+    static char *depths[] = { NULL, "CYMEMTRACK_STACK_DEPTH=0" };
+    for (size_t d = 0; d < sizeof depths / sizeof depths[0]; d++) {
+        struct cmt_run r;
+        struct cmt_process p;
+        inspect_run(&r, &p, "counts", "ins=func:inspect_loop", depths[d]);
+        const struct cmt_scope *s = scope_named(&p, "ins");
+        /* 5 x 24 kept; 3 x 40 freed; 2 x 16 kept. */
+        ASSERT_ROW(s, CMT_REPORT_KIND_FUNC, 2, 10, 3, 7, 5 * 24 + 2 * 16);
+        ck_assert_uint_eq(s->bytes_allocated, 5 * 24 + 3 * 40 + 2 * 16);
+        ck_assert_uint_eq(s->peak_live_bytes, 5 * 24);
+        ASSERT_ROW(scope_named(&p, "global"), CMT_REPORT_KIND_GLOBAL, 1, 2, 2, 0, 0);
+        assert_said(&r, 1, LOOP_DIAG);
+        ck_assert_ptr_nonnull(strstr(r.err, INSPECT_DIAG "\n"));
+        inspect_done(&r, &p);
+    }
+}
+END_TEST
+
+/* A function shorter than the jump, with code right after it. */
+START_TEST(too_short_function_found_on_the_stack)
+{
+    struct cmt_run r;
+    struct cmt_process p;
+    inspect_run(&r, &p, "short", "short=func:inspect_short", NULL);
+    ASSERT_ROW(scope_named(&p, "short"), CMT_REPORT_KIND_FUNC, 2, 2, 0, 2, 42);
+    assert_said(&r, 1, "cymemtrack: CYMEMTRACK_SCOPES: entry \"short\": cannot hook "
+                       "inspect_short (too short to patch" INSPECT_DIAG);
+    inspect_done(&r, &p);
+}
+END_TEST
+
+/* The innermost configured function wins, hooked or inspected: a hooked call's allocations
+ * around an inspected one go to the hooked scope, and the inspected call's to its own; a
+ * hooked call inside an inspected one takes its allocations back. */
+START_TEST(inspected_and_hooked_functions_nest)
+{
+    struct cmt_run r;
+    struct cmt_process p;
+    inspect_run(&r, &p, "nest", "ins=func:inspect_loop;outer=func:hooked_outer;"
+                                "inner=func:hooked_keep", NULL);
+    /* hooked_outer: 2 x 11 of its own around inspect_loop's 2 x 13; then inspect_loop's
+     * 2 x 17, each handed to hooked_keep, which adds 19 of its own. */
+    ASSERT_ROW(scope_named(&p, "outer"), CMT_REPORT_KIND_FUNC, 1, 2, 0, 2, 22);
+    ASSERT_ROW(scope_named(&p, "ins"), CMT_REPORT_KIND_FUNC, 2, 4, 0, 4, 2 * 13 + 2 * 17);
+    ASSERT_ROW(scope_named(&p, "inner"), CMT_REPORT_KIND_FUNC, 2, 2, 0, 2, 38);
+    assert_said(&r, 1, LOOP_DIAG);
+    inspect_done(&r, &p);
+}
+END_TEST
+
+/* bulk is refused for an inspected function, in the same line: its instances close when an
+ * allocation shows the call gone, which a walk that missed a frame could get wrong. */
+START_TEST(inspected_function_refuses_bulk)
+{
+    struct cmt_run r;
+    struct cmt_process p;
+    inspect_run(&r, &p, "counts", "ins=func:inspect_loop,bulk", NULL);
+    const struct cmt_scope *s = scope_named(&p, "ins");
+    ASSERT_ROW(s, CMT_REPORT_KIND_FUNC, 2, 10, 3, 7, 152);
+    ck_assert_uint_eq(s->bulk_freed_blocks, 0);
+    assert_said(&r, 1, "(instance counts approximate; bulk not applied)\n");
+    inspect_done(&r, &p);
+}
+END_TEST
+
+/* A thread that calls the function and ends: its instance closes with the thread. */
+START_TEST(inspected_instance_closes_with_its_thread)
+{
+    struct cmt_run r;
+    struct cmt_process p;
+    inspect_run(&r, &p, "thread", "ins=func:inspect_loop,quiet", NULL);
+    const struct cmt_scope *s = scope_named(&p, "ins");
+    ASSERT_ROW(s, CMT_REPORT_KIND_FUNC, 1, 4, 0, 4, 32);
+    uint64_t in_closed = 0;
+    for (size_t i = 0; i < p.nleaks; i++)
+        if (p.leaks[i].scope == s->id)
+            in_closed += p.leaks[i].blocks_in_closed;
+    ck_assert_uint_eq(in_closed, 4);
+    ck_assert_uint_eq(s->outlived_at_close, 4);
+    assert_said(&r, 0, NULL);   /* quiet */
+    inspect_done(&r, &p);
+}
+END_TEST
+
+/* The function is in a module loaded later: looked for again at the dlopen, as a hooked one
+ * would be, and found on the stack from then on. */
+START_TEST(inspected_function_in_a_module_loaded_later)
+{
+    struct cmt_run r;
+    struct cmt_process p;
+    inspect_run(&r, &p, "dl", "dl=func:dl_inspect_loop", NULL);
+    ASSERT_ROW(scope_named(&p, "dl"), CMT_REPORT_KIND_FUNC, 1, 3, 0, 3, 27);
+    assert_said(&r, 2, "entry \"dl\": no function \"dl_inspect_loop\"");
+    ck_assert_ptr_nonnull(strstr(r.err, "entry \"dl\": cannot hook dl_inspect_loop (a jump "
+                                        "into its first bytes"));
+    inspect_done(&r, &p);
+}
+END_TEST
+
+/* A program built with -finstrument-functions says when each call begins and ends: three
+ * calls in a row, which the stack alone would take for one, are three instances. */
+START_TEST(instrumented_calls_replace_the_inspection)
+{
+    struct cmt_run r;
+    struct cmt_process p;
+    inspect_run(&r, &p, "cyg", "ins=func:inspect_loop", NULL);
+    ASSERT_ROW(scope_named(&p, "ins"), CMT_REPORT_KIND_FUNC, 3, 6, 0, 6, 60);
+    assert_said(&r, 1, LOOP_DIAG);
+    inspect_done(&r, &p);
+}
+END_TEST
+
 static Suite *envscope_suite(void)
 {
     Suite *s = suite_create("envscope");
@@ -280,6 +437,16 @@ static Suite *envscope_suite(void)
     tcase_add_test(tc, all_kinds_together);
     tcase_add_test(tc, xmllint_scopes_on_libxml2);
     tcase_add_test(tc, hook_keeps_the_callers_registers);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("inspected");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, unhookable_function_found_on_the_stack);
+    tcase_add_test(tc, too_short_function_found_on_the_stack);
+    tcase_add_test(tc, inspected_and_hooked_functions_nest);
+    tcase_add_test(tc, inspected_function_refuses_bulk);
+    tcase_add_test(tc, inspected_instance_closes_with_its_thread);
+    tcase_add_test(tc, inspected_function_in_a_module_loaded_later);
+    tcase_add_test(tc, instrumented_calls_replace_the_inspection);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_add_test(tc, bad_entries_are_named_and_skipped);

@@ -215,12 +215,24 @@ tests_progs_envprog_SOURCES = tests/progs/envprog.c
 tests_progs_envprog_CFLAGS = $(AM_CFLAGS) -g -O2 -fno-builtin -pthread
 tests_progs_envprog_LDADD = -lpthread
 CLEANFILES += tests/progs/envprog$(EXEEXT)
+# func: scopes found on the stack: functions no hook can take (inspect-asm.S), in the program
+# and in a module it dlopen()s.
+EXTRA_PROGRAMS += tests/progs/inspectprog
+tests_progs_inspectprog_SOURCES = tests/progs/inspectprog.c tests/progs/inspect-asm.S
+tests_progs_inspectprog_CFLAGS = $(AM_CFLAGS) -g -O2 -fno-builtin -pthread
+tests_progs_inspectprog_LDADD = -ldl -lpthread
+CLEANFILES += tests/progs/inspectprog$(EXEEXT)
+check_LTLIBRARIES += tests/progs/inspect-dl.la
+tests_progs_inspect_dl_la_SOURCES = tests/progs/inspect-asm.S
+tests_progs_inspect_dl_la_CPPFLAGS = $(AM_CPPFLAGS) -DINSPECT_DL
+tests_progs_inspect_dl_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
 check_PROGRAMS += tests/check_envscope
 tests_check_envscope_SOURCES = tests/check_envscope.c
 tests_check_envscope_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir)/tools
 tests_check_envscope_CFLAGS = $(TEST_CFLAGS)
 tests_check_envscope_LDADD = $(TEST_LDADD) tools/libcmtreport.la
-EXTRA_tests_check_envscope_DEPENDENCIES = tests/progs/envprog$(EXEEXT) tests/progs/ipara$(EXEEXT)
+EXTRA_tests_check_envscope_DEPENDENCIES = tests/progs/envprog$(EXEEXT) tests/progs/ipara$(EXEEXT) \
+	tests/progs/inspectprog$(EXEEXT)
 endif
 
 # Faults (check_faults) and bad input (check_badinput, which also feeds broken and huge
