@@ -2,6 +2,7 @@
  * harness.c — running programs under the library just built, for every suite.
  */
 #define _GNU_SOURCE
+#include "config.h"
 #include "harness.h"
 
 #include <errno.h>
@@ -34,6 +35,17 @@ const char *cmt_test_prog(const char *name)
     static char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", CMT_TEST_PROGS, name);
     return path;
+}
+
+/* The library under test is the one of this build (CMT_TEST_LIBRARY), so this build's
+ * configuration says whether it unwinds. */
+bool cmt_test_have_stacks(void)
+{
+#ifdef HAVE_LIBUNWIND
+    return true;
+#else
+    return false;
+#endif
 }
 
 /* Reads both pipes to their end without letting either fill up and block the child. */

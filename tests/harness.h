@@ -6,6 +6,7 @@
 #define CMT_TEST_HARNESS_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The outcome of one run. */
@@ -23,6 +24,10 @@ struct cmt_run {
 const char *cmt_test_library(void);
 /* A test program built in tests/progs/. */
 const char *cmt_test_prog(const char *name);
+/* Whether the library under test captures stacks: false in a build configured
+ * --without-libunwind, where every leak and bad free has stack 0 and a report no STACK
+ * record. Tests that look at stacks expect exactly that there. */
+bool cmt_test_have_stacks(void);
 
 /* Runs argv in a fresh temporary directory with stdin from /dev/null. When preload is true,
  * the library under test is prepended to LD_PRELOAD. extra_env is NULL or a NULL-terminated
