@@ -211,7 +211,7 @@ static inline struct cmt_block *cmt_shard_find(struct cmt_shard *s, uintptr_t pt
 }
 bool cmt_shard_insert(struct cmt_table *tab, struct cmt_shard *s, const struct cmt_block *b);
 /* Empties a slot cmt_shard_find or cmt_shard_claim returned. */
-void cmt_shard_delete(struct cmt_shard *s, struct cmt_block *slot);
+void cmt_shard_delete(struct cmt_shard *s, const struct cmt_block *slot);
 /* Overwrites the record of b->ptr, which must be in the table. */
 void cmt_shard_replace(struct cmt_shard *s, const struct cmt_block *b);
 /* Removes ptr when its instance is `instance` (any instance for UINT32_MAX). */

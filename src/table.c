@@ -92,7 +92,7 @@ void cmt_shard_replace(struct cmt_shard *s, const struct cmt_block *b)
     s->slots[cmt_shard_probe(s, b->ptr)] = *b;
 }
 
-void cmt_shard_delete(struct cmt_shard *s, struct cmt_block *slot)
+void cmt_shard_delete(struct cmt_shard *s, const struct cmt_block *slot)
 {
     delete_slot(s, (uint32_t)(slot - s->slots));
 }

@@ -617,7 +617,7 @@ static Suite *stack_suite(void)
 START_TEST(no_stacks_without_libunwind)
 {
     uint32_t id = stack_chain_a();
-    ck_assert_uint_eq(id, 0);
+    ck_assert_msg(id == 0, "expected no stack without libunwind, got %u: %s", id, describe(id));
     ck_assert_uint_eq(cmt_stack_count(), 0);
 }
 END_TEST
