@@ -1176,7 +1176,11 @@ static void write_locked(int how, int code, const char *label, bool careful)
         rep.tmp[0] = '\0';
         append(rep.tmp, sizeof rep.tmp, &len, rep.path, strlen(rep.path));
         append(rep.tmp, sizeof rep.tmp, &len, ".tmp", 4);
-        w.fd = sys_open(rep.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
+        /* Non-blocking open: something else at that name (a FIFO nobody reads) must not
+         * stop the program inside its malloc; the writes themselves block as usual. */
+        w.fd = sys_open(rep.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK, 0644);
+        if (w.fd >= 0)
+            syscall(SYS_fcntl, w.fd, F_SETFL, 0);
         if (w.fd < 0 && !rep.said) {
             cmt_diag("cannot create %s (%s); %s keeps the previous report", rep.tmp,
                      reason(errno), rep.path);

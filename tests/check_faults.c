@@ -597,6 +597,34 @@ START_TEST(segv_inside_a_scope)
 }
 END_TEST
 
+/* ---- a FIFO where the next report goes ----------------------------------------------- */
+
+START_TEST(fifo_without_reader_where_the_report_goes)
+{
+    /* Opening a FIFO for writing blocks until somebody reads it; the tracker would then
+     * stop the program inside a malloc for ever. It must give up on that write instead,
+     * say so once, and keep the last report it wrote. */
+    char *args[] = { "fifo-stuck", "rep.%p.cmt", NULL };
+    struct cmt_run plain, run;
+    run_prog(&plain, 0, args, NULL);
+    run_prog(&run, 1, args, NULL);
+    assert_same_as_plain(&plain, &run);
+    ck_assert_msg(strstr(run.out, "went on\n") != NULL, "stdout:\n%s", run.out);
+    assert_one_diagnostic(&run, "cannot create");
+
+    char path[PATH_MAX];
+    struct cmt_process p;
+    find_report(run.dir, "rep.", path, sizeof path);
+    read_complete(path, &p);
+    ck_assert_int_eq(p.how, CMT_END_RUNNING);
+    assert_balanced(&p, LEAK_BLOCKS + 1, LEAK_BYTES + 1);
+    figures("fifo_without_reader_where_the_report_goes", 2, p.totals.allocations, 1);
+    cmt_process_free(&p);
+    cmt_run_free(&plain);
+    cmt_run_free(&run);
+}
+END_TEST
+
 /* ---- SIGKILL in the middle of a checkpoint's write ----------------------------------- */
 
 START_TEST(sigkill_in_the_middle_of_a_checkpoint_write)
@@ -658,6 +686,7 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, signal_handler_allocates_inside_malloc);
     tcase_add_test(tc, segv_inside_a_scope);
     tcase_add_test(tc, sigkill_in_the_middle_of_a_checkpoint_write);
+    tcase_add_test(tc, fifo_without_reader_where_the_report_goes);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("memory");

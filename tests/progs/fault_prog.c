@@ -16,6 +16,9 @@
  *                                  PATH.tmp (PATH: its report file, %p for the pid)
  *   fault_prog diskfill DIR CODE   fills the file system of DIR once a checkpoint has been
  *                                  taken, then exits with CODE
+ *   fault_prog fifo-stuck PATH     once a checkpoint is written, puts a FIFO that nobody
+ *                                  reads at PATH.tmp, where the next write goes, then
+ *                                  allocates in two more seconds and exits 0
  *   fault_prog basic CODE          the common part only, then exit CODE
  *   fault_prog fan CODE            1024 more leaks from as many stacks (a report of about
  *                                  250 KiB), then exit CODE
@@ -456,6 +459,10 @@ static int ckpt_kill(const char *template)
     pthread_t th;
     if (pthread_create(&th, NULL, fifo_reader, NULL) != 0)
         return 124;
+    /* No tracked call for a while: the reader is waiting in its open() before the tracker
+     * opens the FIFO (without blocking, so it needs a reader there already). */
+    struct timespec settle = { 0, 50 * 1000 * 1000 };
+    nanosleep(&settle, NULL);
     /* One of these owes the next second's checkpoint, which the reader interrupts. */
     struct timespec pause = { 0, 2 * 1000 * 1000 };
     for (int k = 0; k < 10000 && reader_state == 0; k++) {     /* 20 s at most */
@@ -467,6 +474,39 @@ static int ckpt_kill(const char *template)
     }
     say("not killed: reader state %d\n", reader_state);
     return 125;
+}
+
+/* ---- fifo-stuck ---------------------------------------------------------------------- */
+
+/* Someone put a FIFO nobody reads where the tracker writes its next report: opening it for
+ * writing would block for ever, inside a malloc of this program. */
+static int fifo_stuck(const char *template)
+{
+    static char path[4096], tmp[4096];
+    with_pid(path, sizeof path, template);
+    if (!cmt_active()) {
+        /* A plain run writes no report: the same calls, and the same output. */
+        fresh_second();
+        fresh_second();
+        say("went on\n");
+        return 0;
+    }
+    /* The last checkpoint before the FIFO is then one that fresh_second()'s own 1-byte
+     * block was live in, whether or not start-up already wrote one. */
+    ino_t before = inode_of(path);
+    for (int tries = 0; tries < 10 && inode_of(path) == before; tries++)
+        fresh_second();
+    if (inode_of(path) == before) {
+        say("no checkpoint was written\n");
+        return 122;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (mkfifo(tmp, 0600) != 0)
+        return 123;
+    fresh_second();
+    fresh_second();
+    say("went on\n");
+    return 0;
 }
 
 /* ---- diskfill ------------------------------------------------------------------------ */
@@ -517,6 +557,8 @@ int main(int argc, char **argv)
         return segv_scope();
     if (strcmp(mode, "ckpt-kill") == 0 && argc > 2)
         return ckpt_kill(argv[2]);
+    if (strcmp(mode, "fifo-stuck") == 0 && argc > 2)
+        return fifo_stuck(argv[2]);
     if (strcmp(mode, "diskfill") == 0 && argc > 3)
         return diskfill(argv[2], atoi(argv[3]));
     return 2;
