@@ -392,6 +392,53 @@ START_TEST(fork_child_sites_add_up_to_scopes)
 }
 END_TEST
 
+/* Sites under a ten-thousandth of their scope's allocations and bytes are summed under no
+ * stack; the others keep theirs; the scope still adds up. */
+START_TEST(small_sites_are_summed_without_their_stacks)
+{
+    struct cmt_run r;
+    glob_t g;
+    ck_assert_uint_eq(run_prog(&r, "skewed", "16", &g), 1);
+    struct cmt_process p;
+    ck_assert_int_eq(cmt_report_read(g.gl_pathv[0], &p), 0);
+    const struct cmt_scope *skew = NULL;
+    for (size_t i = 0; i < p.nscopes; i++)
+        if (!strcmp(p.scopes[i].name, "skew"))
+            skew = &p.scopes[i];
+    ck_assert_ptr_nonnull(skew);
+    ck_assert_uint_eq(skew->allocations, 30000 + 20);
+    ck_assert_uint_eq(skew->bytes_allocated, 30000 * 64 + 20);
+    uint64_t listed = 0, listed_allocs = 0, listed_bytes = 0, rest_allocs = 0, rest_bytes = 0;
+    for (size_t k = 0; k < p.nallocsites; k++) {
+        const struct cmt_allocsite *a = &p.allocsites[k];
+        if (a->scope != skew->id)
+            continue;
+        if (a->stack) {
+            listed++;
+            listed_allocs += a->allocations;
+            listed_bytes += a->bytes;
+        } else {
+            rest_allocs += a->allocations;
+            rest_bytes += a->bytes;
+        }
+    }
+    if (cmt_test_have_stacks()) {
+        ck_assert_uint_eq(listed, 1);
+        ck_assert_uint_eq(listed_allocs, 30000);
+        ck_assert_uint_eq(listed_bytes, 30000 * 64);
+        ck_assert_uint_eq(rest_allocs, 20);
+        ck_assert_uint_eq(rest_bytes, 20);
+    } else {
+        ck_assert_uint_eq(listed, 0);
+        ck_assert_uint_eq(rest_allocs, 30000 + 20);
+        ck_assert_uint_eq(rest_bytes, 30000 * 64 + 20);
+    }
+    cmt_process_free(&p);
+    globfree(&g);
+    cmt_run_free(&r);
+}
+END_TEST
+
 START_TEST(no_sites_without_stacks)
 {
     struct cmt_run r;
@@ -421,6 +468,7 @@ static Suite *stackcount_suite(void)
     tcase_add_test(tc, threads_sites_add_up_to_scopes);
     tcase_add_test(tc, fork_child_sites_add_up_to_scopes);
     tcase_add_test(tc, no_sites_without_stacks);
+    tcase_add_test(tc, small_sites_are_summed_without_their_stacks);
     suite_add_tcase(s, tc);
     return s;
 }

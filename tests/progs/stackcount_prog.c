@@ -8,7 +8,9 @@
  *
  * Modes: "threads" (the threads run and are joined, then the process exits); "fork" (the
  * threads run, then wait, alive, while the main thread forks a child that exits at once;
- * then they go on and are joined). Uses no stdio.
+ * then they go on and are joined); "skewed" (no threads: in scope "skew", SKEW_BIG blocks of
+ * 64 bytes from one stack, then one block of 1 byte from each of SKEW_SMALL other stacks; all
+ * freed). Uses no stdio.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -74,6 +76,35 @@ CMT_NOIPA static void *step_b(unsigned path, int level, unsigned i)
     return p;
 }
 
+#define SKEW_BIG 30000
+#define SKEW_SMALL 20
+
+CMT_NOIPA static void *big_site(void)
+{
+    void *p = malloc(64);
+    cmt_sink = p;
+    return p;
+}
+
+/* One site far larger than the others, which are each under a ten-thousandth of the
+ * scope's allocations and bytes. */
+static int skewed(void)
+{
+    void **keep = calloc(SKEW_BIG + SKEW_SMALL, sizeof *keep);
+    if (!keep)
+        return 1;
+    cmt_scope_t s = cmt_scope_open("skew", 0);
+    for (unsigned i = 0; i < SKEW_BIG; i++)
+        keep[i] = big_site();
+    for (unsigned path = 0; path < SKEW_SMALL; path++)
+        keep[SKEW_BIG + path] = step_a(path, LEVELS, 0);    /* leaf(0): malloc(1) */
+    cmt_scope_close(s);
+    for (unsigned i = 0; i < SKEW_BIG + SKEW_SMALL; i++)
+        free(keep[i]);
+    free(keep);
+    return 0;
+}
+
 static pthread_barrier_t ran, forked;
 static int fork_mode;
 
@@ -110,6 +141,8 @@ static void *worker(void *arg)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "skewed") == 0)
+        return skewed();
     fork_mode = argc > 1 && strcmp(argv[1], "fork") == 0;
     pthread_barrier_init(&ran, NULL, THREADS + 1);
     pthread_barrier_init(&forked, NULL, THREADS + 1);
