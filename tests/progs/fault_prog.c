@@ -423,6 +423,19 @@ static ino_t inode_of(const char *path)
     return stat(path, &st) == 0 ? st.st_ino : 0;
 }
 
+/* Calls fresh_second() until the report at path is replaced (a checkpoint written in a fresh
+ * second, while that call's 1-byte block was live), ten times at most; says when none was. */
+static bool new_checkpoint(const char *path)
+{
+    ino_t before = inode_of(path);
+    for (int tries = 0; tries < 10 && inode_of(path) == before; tries++)
+        fresh_second();
+    if (inode_of(path) != before)
+        return true;
+    say("no checkpoint was written\n");
+    return false;
+}
+
 /* TEMPLATE with its "%p" replaced by this process's id, into out. */
 static void with_pid(char *out, size_t size, const char *template)
 {
@@ -443,13 +456,8 @@ static int ckpt_kill(const char *template)
      * (A checkpoint that took D keeps the next one 20 D away: one taken during fan() may
      * make a second or two pass before the next.) */
     fan(10);
-    ino_t before = inode_of(path);
-    for (int tries = 0; tries < 10 && inode_of(path) == before; tries++)
-        fresh_second();
-    if (inode_of(path) == before) {
-        say("no checkpoint was written\n");
+    if (!new_checkpoint(path))
         return 122;
-    }
     say("live_at_checkpoint=%llu\n", (unsigned long long)allocs + 1);
     static char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -493,13 +501,8 @@ static int fifo_stuck(const char *template)
     }
     /* The last checkpoint before the FIFO is then one that fresh_second()'s own 1-byte
      * block was live in, whether or not start-up already wrote one. */
-    ino_t before = inode_of(path);
-    for (int tries = 0; tries < 10 && inode_of(path) == before; tries++)
-        fresh_second();
-    if (inode_of(path) == before) {
-        say("no checkpoint was written\n");
+    if (!new_checkpoint(path))
         return 122;
-    }
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     if (mkfifo(tmp, 0600) != 0)
         return 123;
