@@ -294,21 +294,21 @@ static inline void walk_take(struct walk *w, uintptr_t p, uintptr_t ahead)
         walk_run_end(w);
     struct cmt_shard *s = run_shard(&w->run, p);
     run_prefetch(&w->run, ahead);
-    struct cmt_block b;
-    if (!cmt_table_lookup_locked(s, p, &b) || b.instance != w->inst->id)
+    /* One probe: the record is changed, or deleted, where it was found. */
+    struct cmt_block *b = cmt_shard_find(s, p);
+    if (!b || b->instance != w->inst->id)
         return;
-    size_t size = cmt_block_size(&b);
+    size_t size = cmt_block_size(b);
     struct q_entry e = { p, q_cost(size),
-                         (b.flags & CMT_BLOCK_CUSTOM) ? w->inst->free_fn : NULL };
+                         (b->flags & CMT_BLOCK_CUSTOM) ? w->inst->free_fn : NULL };
     if (w->quarantine && w->beyond == 0) {
-        b.instance = CMT_INSTANCE_QUARANTINE;
-        b.seq = w->inst->name;
-        b.flags |= CMT_BLOCK_QUARANTINED;
-        cmt_shard_replace(s, &b);
+        b->instance = CMT_INSTANCE_QUARANTINE;
+        b->seq = w->inst->name;
+        b->flags |= CMT_BLOCK_QUARANTINED;
         s->quarantined++;
         w->keep[w->nkeep++] = e;
     } else {
-        cmt_shard_remove(s, p, w->inst->id, &b);
+        cmt_shard_delete(s, b);
         w->beyond = w->beyond > size ? w->beyond - size : 0;
         w->give[w->ngive++] = e;
     }

@@ -212,12 +212,9 @@ static inline struct cmt_block *cmt_shard_find(struct cmt_shard *s, uintptr_t pt
 bool cmt_shard_insert(struct cmt_table *tab, struct cmt_shard *s, const struct cmt_block *b);
 /* Empties a slot cmt_shard_find or cmt_shard_claim returned. */
 void cmt_shard_delete(struct cmt_shard *s, const struct cmt_block *slot);
-/* Overwrites the record of b->ptr, which must be in the table. */
-void cmt_shard_replace(struct cmt_shard *s, const struct cmt_block *b);
 /* Removes ptr when its instance is `instance` (any instance for UINT32_MAX). */
 bool cmt_shard_remove(struct cmt_shard *s, uintptr_t ptr, uint32_t instance,
                       struct cmt_block *out);
-bool cmt_table_lookup_locked(struct cmt_shard *s, uintptr_t ptr, struct cmt_block *out);
 /* Starts loading ptr's slot into the cache, for a lookup in s soon; s is locked. */
 void cmt_shard_prefetch(const struct cmt_shard *s, uintptr_t ptr);
 /* Inserts b (b->ptr is not in the table). Returns false only when the tracker has run out of

@@ -514,20 +514,17 @@ CMT_EXPORT void *realloc(void *p, size_t size)
     struct cmt_block b;
     void *q;
     struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, (uintptr_t)p);
-    bool found = cmt_shard_remove(s, (uintptr_t)p, UINT32_MAX, &b);
-    if (cmt_unlikely(found && (b.flags & CMT_BLOCK_QUARANTINED))) {
-        cmt_shard_insert(&cmt_live, s, &b);
-        found = false;
-    }
-    if (cmt_unlikely(!found)) {
+    /* Looked at where it is, and taken out only when this realloc goes ahead (a quarantined
+     * block stays: realloc_unknown reports the stale realloc). */
+    struct cmt_block *slot = cmt_shard_find(s, (uintptr_t)p);
+    if (cmt_unlikely(!slot || (slot->flags & CMT_BLOCK_QUARANTINED))) {
         cmt_shard_unlock(s);
         q = realloc_unknown(t, p, size);
         t->busy = 0;
         return q;
     }
-    if (cmt_unlikely(b.flags & CMT_BLOCK_CUSTOM)) {
+    if (cmt_unlikely(slot->flags & CMT_BLOCK_CUSTOM)) {
         /* The next allocator never saw this block; its scope's allocator has no realloc. */
-        cmt_shard_insert(&cmt_live, s, &b);
         cmt_shard_unlock(s);
         cmt_diag_limited(&custom_free_budget, "realloc of %p, a block of a scope with its own "
                          "allocator; use cmt_scope_realloc", p);
@@ -539,6 +536,8 @@ CMT_EXPORT void *realloc(void *p, size_t size)
      * old one's scope. The free is counted now, with the record taken out before the next
      * allocator may release p; a hold on the instance keeps it from being retired until the
      * new block is counted in it. */
+    b = *slot;
+    cmt_shard_delete(s, slot);
     size_t old_size = cmt_block_size(&b);
     struct cmt_instance *inst = cmt_instance_get(b.instance);
     cmt_instance_hold(inst);

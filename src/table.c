@@ -87,11 +87,6 @@ static void delete_slot(struct cmt_shard *s, uint32_t i)
     s->count--;
 }
 
-void cmt_shard_replace(struct cmt_shard *s, const struct cmt_block *b)
-{
-    s->slots[cmt_shard_probe(s, b->ptr)] = *b;
-}
-
 void cmt_shard_delete(struct cmt_shard *s, const struct cmt_block *slot)
 {
     delete_slot(s, (uint32_t)(slot - s->slots));
@@ -133,17 +128,6 @@ bool cmt_table_remove_owned(struct cmt_table *tab, uintptr_t ptr, uint32_t insta
     return found;
 }
 
-bool cmt_table_lookup_locked(struct cmt_shard *s, uintptr_t ptr, struct cmt_block *out)
-{
-    if (!s->slots)
-        return false;
-    uint32_t i = cmt_shard_probe(s, ptr);
-    if (s->slots[i].ptr != ptr)
-        return false;
-    *out = s->slots[i];
-    return true;
-}
-
 /* For bulk.c's walks (a close's bulk-free, the quarantine's eviction): their addresses come
  * in the order the program allocated them, which no hardware prefetcher follows, so each
  * lookup would wait for memory. The slot after is asked for too: a removal looks at it
@@ -161,9 +145,11 @@ void cmt_shard_prefetch(const struct cmt_shard *s, uintptr_t ptr)
 bool cmt_table_lookup(struct cmt_table *tab, uintptr_t ptr, struct cmt_block *out)
 {
     struct cmt_shard *s = cmt_table_lock_ptr(tab, ptr);
-    bool found = cmt_table_lookup_locked(s, ptr, out);
+    const struct cmt_block *slot = cmt_shard_find(s, ptr);
+    if (slot)
+        *out = *slot;
     cmt_shard_unlock(s);
-    return found;
+    return slot != NULL;
 }
 
 void cmt_table_foreach(struct cmt_table *tab,
