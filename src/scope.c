@@ -38,7 +38,7 @@ struct name_rec {
 static struct {
     /* instances */
     atomic_uint chunks;             /* chunks published so far */
-    cmt_spinlock free_lock;         /* guards free_list and chunk creation */
+    cmt_spinlock free_lock;         /* guards free_list, chunk creation and retiring */
     struct cmt_instance *free_list; /* linked through ->parent */
     struct cmt_instance *shared;    /* owner of allocations by threads whose state is gone */
     /* names */
@@ -152,12 +152,16 @@ static struct cmt_instance *instance_take(void)
     return inst;
 }
 
-/* Folds a closed instance whose last block is gone into its name, and recycles it. */
+/* Folds a closed instance whose last block is gone into its name, and recycles it. The fold
+ * and the state change are one critical section of free_lock, which fork holds: a child
+ * forked in between would count the instance twice, in its name and as an instance not yet
+ * free. */
 void cmt_instance_retire(struct cmt_instance *inst)
 {
     struct cmt_counters c;
     cmt_instance_counters(inst, &c);
     struct name_rec *n = sc.names[inst->name];
+    cmt_spin_lock(&sc.free_lock);
     /* An instance that never allocated (a func: scope's call that allocates nothing: a
      * million a second in some programs) has nothing to fold: eight locked adds of zero
      * were most of its cost. Its blocks' counts are all zero exactly when allocs is. */
@@ -181,7 +185,6 @@ void cmt_instance_retire(struct cmt_instance *inst)
 
     inst->generation++;
     atomic_store_explicit(&inst->state, CMT_STATE_FREE, memory_order_release);
-    cmt_spin_lock(&sc.free_lock);
     inst->parent = sc.free_list;
     sc.free_list = inst;
     cmt_spin_unlock(&sc.free_lock);
