@@ -593,6 +593,18 @@ extern __thread struct cmt_stackcount_cache *cmt_stackcount_mine CMT_TLS;
 
 void cmt_stackcount_note_slow(struct cmt_thread *t, uint64_t key, size_t size);
 
+/* The cache slot of a key, and a key's two halves. */
+static inline struct cmt_stackcount_slot *cmt_stackcount_slot_of(struct cmt_stackcount_cache *c,
+                                                                 uint64_t key)
+{
+    return &c->slot[(key * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - CMT_STACKCOUNT_CACHE_BITS)];
+}
+
+static inline uint32_t cmt_stackcount_key_name(uint64_t key)
+{
+    return (uint32_t)(key >> 32) & 0x7fffffffu;
+}
+
 /* Counts one allocation of size bytes in inst, made by t with stack id `stack`. Called by
  * the hooks in the critical section that records the block, so that fork (which holds every
  * shard lock) never sees one without the other; never blocks then, except on the first
@@ -605,8 +617,7 @@ static inline void cmt_stackcount_note(struct cmt_thread *t, const struct cmt_in
     uint64_t key = CMT_STACKCOUNT_KEY_USED | (uint64_t)inst->name << 32 | stack;
     struct cmt_stackcount_cache *c = cmt_stackcount_mine;
     if (cmt_likely(c != NULL)) {
-        struct cmt_stackcount_slot *s =
-            &c->slot[(key * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - CMT_STACKCOUNT_CACHE_BITS)];
+        struct cmt_stackcount_slot *s = cmt_stackcount_slot_of(c, key);
         if (cmt_likely(atomic_load_explicit(&s->key, memory_order_relaxed) == key)) {
             atomic_store_explicit(&s->allocs,
                                   atomic_load_explicit(&s->allocs, memory_order_relaxed) + 1,

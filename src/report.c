@@ -120,7 +120,9 @@ static struct {
     char tmpdir[CMT_PATH_MAX];  /* $TMPDIR at start; "" when unset */
     /* Allocation sites, per scope name: what all of them add up to, and what the sites too
      * small to list add up to (see site_listed). */
-    struct site_sum { uint64_t allocs, bytes; } site_total[CMT_NAME_MAX], site_small[CMT_NAME_MAX];
+    struct site_sum {
+        uint64_t allocs, bytes;
+    } site_total[CMT_NAME_MAX], site_small[CMT_NAME_MAX];
     char io[8192];              /* /proc reads */
     char line[CMT_PATH_MAX + 256];
     char obj_path[CMT_PATH_MAX];

@@ -53,7 +53,7 @@ static uint32_t index_home(uint64_t key)
 
 static void count_overflow(uint64_t key, uint64_t allocs, uint64_t bytes)
 {
-    uint32_t name = (uint32_t)(key >> 32) & 0x7fffffffu;
+    uint32_t name = cmt_stackcount_key_name(key);
     if (name >= CMT_NAME_MAX)
         name = CMT_NAME_GLOBAL;     /* cannot happen: names are below CMT_NAME_MAX */
     if (!atomic_exchange_explicit(&sc.full_said, 1, memory_order_relaxed))
@@ -160,8 +160,7 @@ void cmt_stackcount_note_slow(struct cmt_thread *t, uint64_t key, size_t size)
         }
         cmt_stackcount_mine = c;
     }
-    struct cmt_stackcount_slot *s =
-        &c->slot[(key * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - CMT_STACKCOUNT_CACHE_BITS)];
+    struct cmt_stackcount_slot *s = cmt_stackcount_slot_of(c, key);
     slot_drain(s);
     atomic_store_explicit(&s->allocs, 1, memory_order_relaxed);
     atomic_store_explicit(&s->bytes, size, memory_order_relaxed);
@@ -220,7 +219,7 @@ void cmt_stackcount_foreach(void (*fn)(const struct cmt_stackcount_entry *e, voi
         const struct entry *e = &sc.entry[i];
         uint64_t key = atomic_load_explicit(&e->key, memory_order_acquire);
         struct cmt_stackcount_entry out = {
-            .name = (uint32_t)(key >> 32) & 0x7fffffffu,
+            .name = cmt_stackcount_key_name(key),
             .stack = (uint32_t)key,
             .allocs = atomic_load_explicit(&e->allocs, memory_order_relaxed),
             .bytes = atomic_load_explicit(&e->bytes, memory_order_relaxed),
@@ -247,7 +246,7 @@ void cmt_stackcount_foreach(void (*fn)(const struct cmt_stackcount_entry *e, voi
             if (!key)
                 continue;
             struct cmt_stackcount_entry out = {
-                .name = (uint32_t)(key >> 32) & 0x7fffffffu,
+                .name = cmt_stackcount_key_name(key),
                 .stack = (uint32_t)key,
                 .allocs = atomic_load_explicit(&s->allocs, memory_order_relaxed),
                 .bytes = atomic_load_explicit(&s->bytes, memory_order_relaxed),
