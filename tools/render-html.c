@@ -32,32 +32,6 @@ struct html {
 
 /* ---- JSON ----------------------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s, or 0 when s does not start one. */
-static size_t utf8_seq(const unsigned char *s)
-{
-    size_t n;
-    uint32_t cp, min;
-    if (s[0] < 0x80)
-        return 1;
-    if ((s[0] & 0xe0) == 0xc0) {
-        n = 2, cp = s[0] & 0x1f, min = 0x80;
-    } else if ((s[0] & 0xf0) == 0xe0) {
-        n = 3, cp = s[0] & 0x0f, min = 0x800;
-    } else if ((s[0] & 0xf8) == 0xf0) {
-        n = 4, cp = s[0] & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 /* A JSON string that is safe inside a script element: besides JSON's own escapes, '<', '>'
  * and '&' are written as \u escapes, and so are U+2028 and U+2029. Bytes that are not UTF-8
  * become U+FFFD. */
@@ -69,7 +43,7 @@ static void jstr_to(FILE *f, const char *s)
     }
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        size_t n = utf8_seq(p);
+        size_t n = cmt_utf8_len(p);
         if (n == 0) {
             fputs("\\ufffd", f);
             p++;

@@ -18,9 +18,7 @@ struct json {
     bool oom;
 };
 
-/* Length of the valid UTF-8 sequence at s (1 to 4), or 0 when it is not one. Overlong
- * forms, surrogates and code points past U+10FFFF are not valid. */
-static size_t utf8_len(const unsigned char *s)
+size_t cmt_utf8_len(const unsigned char *s)
 {
     unsigned c = s[0];
     size_t n;
@@ -62,7 +60,7 @@ static void str(struct json *j, const char *s)
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
         unsigned char c = *p;
-        size_t n = utf8_len(p);
+        size_t n = cmt_utf8_len(p);
         if (n == 0) {
             fputs("\\ufffd", f);
             p++;

@@ -137,6 +137,10 @@ size_t cmt_view_failing_sites(const struct cmt_view *v, const struct cmt_render_
 /* Both return 0, or -1 after an error message when out of memory or when writing failed. */
 int cmt_render_text(FILE *out, const struct cmt_view *v, const struct cmt_render_opts *o);
 int cmt_render_json(FILE *out, const struct cmt_view *v, const struct cmt_render_opts *o);
+/* Length of the valid UTF-8 sequence at s (1 to 4), or 0 when it is not one: overlong forms,
+ * surrogates and code points past U+10FFFF are not valid. For the JSON writers (JSON and the
+ * HTML page's data), which turn the bytes of anything else into U+FFFD. */
+size_t cmt_utf8_len(const unsigned char *s);
 
 /* ---- render-folded.c / render-html.c ----------------------------------------------- */
 
