@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cmt.h"
+#include "parse-size.h"
 
 struct cmt_config cmt_cfg = {
     .stack_depth = CMT_STACK_DEPTH_DEFAULT,
@@ -19,32 +20,11 @@ struct cmt_config cmt_cfg = {
     .quarantine_bytes = CMT_QUARANTINE_DEFAULT,
 };
 
-/* Parses a whole decimal number with an optional K, M or G suffix (powers of 1024). */
+/* A size (parse-size.h) of at most max. */
 static bool parse_size(const char *s, uint64_t max, uint64_t *out)
 {
-    uint64_t v = 0;
-    const char *p = s;
-    if (*p < '0' || *p > '9')
-        return false;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, *p - '0', &v))
-            return false;
-    }
-    unsigned shift = 0;
-    switch (*p) {
-    case 'k': case 'K': shift = 10; p++; break;
-    case 'm': case 'M': shift = 20; p++; break;
-    case 'g': case 'G': shift = 30; p++; break;
-    default: break;
-    }
-    if (*p == 'i' && shift)     /* accept KiB spelled "Ki" too */
-        p++;
-    if (*p == 'B' && shift)
-        p++;
-    if (*p != '\0' || (shift && v > (UINT64_MAX >> shift)))
-        return false;
-    v <<= shift;
-    if (v > max)
+    uint64_t v;
+    if (!cmt_parse_size(s, &v) || v > max)
         return false;
     *out = v;
     return true;

@@ -9,6 +9,7 @@ libcmtcore_la_SOURCES = \
 	src/cmt.h \
 	src/config.c \
 	src/diag.c \
+	src/parse-size.h \
 	src/rawmem.c \
 	src/stack.c \
 	src/stackcount.c \

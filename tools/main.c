@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "diag.h"
+#include "parse-size.h"
 #include "render.h"
 
 enum { EXIT_LEAKS = 1, EXIT_USAGE = 2 };
@@ -53,34 +54,6 @@ static int usage_error(const char *fmt, const char *arg)
     cmt_error(fmt, arg);
     fprintf(stderr, "%s\n(see cymem-report --help)\n", usage_line);
     return EXIT_USAGE;
-}
-
-/* A whole decimal number with an optional K, M or G (powers of 1024, "KiB" spelled out
- * too), as cymemtrack(7)'s settings take them. */
-static bool parse_size(const char *s, uint64_t *out)
-{
-    uint64_t v = 0;
-    const char *p = s;
-    if (*p < '0' || *p > '9')
-        return false;
-    for (; *p >= '0' && *p <= '9'; p++)
-        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, *p - '0', &v))
-            return false;
-    unsigned shift = 0;
-    switch (*p) {
-    case 'k': case 'K': shift = 10; p++; break;
-    case 'm': case 'M': shift = 20; p++; break;
-    case 'g': case 'G': shift = 30; p++; break;
-    default: break;
-    }
-    if (shift && *p == 'i')
-        p++;
-    if (shift && *p == 'B')
-        p++;
-    if (*p || (shift && v > (UINT64_MAX >> shift)))
-        return false;
-    *out = v << shift;
-    return true;
 }
 
 /* COLUMNS first, as ls(1) does, so that a caller can ask for a width; then the terminal's;
@@ -157,14 +130,14 @@ static int run(int argc, char **argv, const char **scopes, const char **supp_fil
             scopes[o.nscopes++] = optarg;
             break;
         case OPT_TOP:
-            if (!parse_size(optarg, &n) || strpbrk(optarg, "kKmMgG") || n > SIZE_MAX)
+            if (!cmt_parse_size(optarg, &n) || strpbrk(optarg, "kKmMgG") || n > SIZE_MAX)
                 return usage_error("--top %s: expected a number of leak sites (0 for all)",
                                    optarg);
             o.top = (size_t)n;
             top_given = true;
             break;
         case OPT_MIN_BYTES:
-            if (!parse_size(optarg, &o.min_bytes))
+            if (!cmt_parse_size(optarg, &o.min_bytes))
                 return usage_error("--min-bytes %s: expected a size in bytes (with K, M or "
                                    "G)", optarg);
             break;
