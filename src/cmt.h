@@ -726,15 +726,9 @@ struct cmt_timeline_clock {
     uint64_t last_look_ns;
 };
 extern __thread struct cmt_timeline_clock cmt_timeline_clock CMT_TLS;
+/* A look at the clock, from cmt_clock_look: adapts the thread's step and takes a sample
+ * when its time has come. */
 void cmt_timeline_tick(void);
-/* Called by the hooks after each tracked allocation and free (with the checkpoint poll), busy
- * and with no tracker lock held: one thread-local decrement, and now and then a clock read
- * that takes a sample when its time has come. Never blocks. */
-static inline void cmt_timeline_poll(void)
-{
-    if (cmt_unlikely(cmt_timeline_clock.countdown-- == 0))
-        cmt_timeline_tick();
-}
 /* Calls fn for each sample kept, in no particular order, then for one taken now. For the
  * report writer (one at a time): lock-free and async-signal-safe, a row being rewritten
  * meanwhile is left out. */
@@ -751,15 +745,18 @@ void cmt_ending_after_fork_child(void);
 /* The wall-clock second of the last checkpoint decision. */
 extern atomic_long cmt_checkpoint_clock;
 void cmt_checkpoint_slow(long now);
-/* Called by the hooks after each tracked allocation and free, with no tracker lock held:
- * writes a checkpoint when the wall-clock second has changed since the last one, so that a
- * process killed by SIGKILL loses at most the last second. time() is a vDSO read. */
+/* A thread's look at the clocks (the timeline's sampling clock decided it was time): takes
+ * a timeline sample when one is due, and writes a checkpoint when the wall-clock second has
+ * changed since the last one, so that a process killed by SIGKILL loses at most about its
+ * last second. */
+void cmt_clock_look(void);
+/* Called by the hooks after each tracked allocation and free, busy, with no tracker lock
+ * held: one thread-local decrement; the clocks are read every 1 to 256 calls (every call
+ * when calls are far apart in time, see timeline.c). Never blocks. */
 static inline void cmt_checkpoint_poll(void)
 {
-    cmt_timeline_poll();
-    long now = (long)time(NULL);
-    if (cmt_unlikely(now != atomic_load_explicit(&cmt_checkpoint_clock, memory_order_relaxed)))
-        cmt_checkpoint_slow(now);
+    if (cmt_unlikely(cmt_timeline_clock.countdown-- == 0))
+        cmt_clock_look();
 }
 
 /* ---- elfsyms.c: finding functions in the loaded modules ----------------------------- */

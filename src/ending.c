@@ -317,6 +317,14 @@ static void install_fatal_handlers(void)
 
 /* ---- checkpoints -------------------------------------------------------------------- */
 
+void cmt_clock_look(void)
+{
+    cmt_timeline_tick();
+    long now = (long)time(NULL);
+    if (now != atomic_load_explicit(&cmt_checkpoint_clock, memory_order_relaxed))
+        cmt_checkpoint_slow(now);
+}
+
 void cmt_checkpoint_slow(long now)
 {
     long seen = atomic_load_explicit(&cmt_checkpoint_clock, memory_order_relaxed);

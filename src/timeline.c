@@ -3,8 +3,8 @@
  * goes on, that the report writes as TIMELINE records (report-format.h).
  *
  * Owns the sample rows, the sampling clock and the thinning. Samples are taken by whichever
- * thread's tracked allocation or free finds the deadline passed (cmt_timeline_poll, from the
- * checkpoint poll), by one thread at a time, never waiting for another. Never allocates
+ * thread's tracked allocation or free finds the deadline passed (cmt_checkpoint_poll, then
+ * cmt_clock_look), by one thread at a time, never waiting for another. Never allocates
  * through the tracked allocator, never takes a lock, and lets the report writer read the rows
  * at any moment, from a signal handler too: a row being rewritten is skipped, not torn.
  */
@@ -18,11 +18,15 @@
 
 #include "cmt.h"
 
-/* A thread looks at the clock at most every this many tracked events: a clock read (about
- * 20 ns) then costs under 0.1 ns an event, and a busy program still gets a sample within ten
- * microseconds or so of its deadline. A thread whose events are far apart looks more often,
- * down to every event, so that a slow program is sampled on time too. */
+/* A thread looks at the clocks, for a timeline sample and for a checkpoint, at most every
+ * this many tracked events: the two clock reads (20 to 30 ns) then cost about 0.1 ns an
+ * event, and a busy program still gets a sample within ten microseconds or so of its
+ * deadline. A thread whose events are far apart looks more often, down to every event, so
+ * that a slow program is sampled and checkpointed on time too. The price: when a burst of
+ * events ends and they become rare, up to this many less one pass before the next look. */
 #define EVENTS_PER_LOOK_MAX 256u
+/* The wall-clock second of the checkpoints (ending.c). */
+#define CHECKPOINT_PERIOD_NS 1000000000ull
 /* The first interval between samples; it doubles each time the rows fill up, so that after a
  * run of T the samples are between T / CMT_TIMELINE_ROWS and 2T / CMT_TIMELINE_ROWS apart. */
 #define FIRST_INTERVAL_NS 1000000ull
@@ -248,6 +252,10 @@ void cmt_timeline_tick(void)
     uint64_t interval = atomic_load_explicit(&tl.interval_ns, memory_order_relaxed);
     if (!interval)
         interval = FIRST_INTERVAL_NS;
+    /* The same looks decide the checkpoints (cmt_clock_look), owed once a wall-clock second:
+     * however far apart samples are, a look comes at least every quarter second or so. */
+    if (interval > CHECKPOINT_PERIOD_NS)
+        interval = CHECKPOINT_PERIOD_NS;
     uint64_t since = mono - c->last_look_ns;
     if (since > interval / 4 || c->step == 0)
         c->step = c->step > 1 ? c->step / 2 : 1;

@@ -87,16 +87,25 @@ static void base(void)
     say("leaked=%d\n", LEAK_BLOCKS);
 }
 
-/* Returns once the wall-clock second has just changed, after a malloc and a free in the new
- * second: under the tracker that pair has taken the checkpoint this second is owed, so that
- * nothing else is written for almost a second. */
+/* The most tracked calls that can pass between two looks at the clock
+ * (EVENTS_PER_LOOK_MAX in src/timeline.c). */
+#define CALLS_PER_LOOK 256
+
+/* Returns once the wall-clock second has just changed, after enough calls in the new second
+ * that under the tracker one of them has looked at the clock and taken the checkpoint this
+ * second is owed, so that nothing else is written for almost a second. Each of them, a
+ * realloc, looks with one 1-byte block of this call's live: the checkpoint holds that
+ * block, whichever call took it. */
 static void fresh_second(void)
 {
     time_t now = time(NULL);
     struct timespec pause = { 0, 1000 * 1000 };
     while (time(NULL) == now)
         nanosleep(&pause, NULL);
-    free(malloc(1));
+    char *p = malloc(1);
+    for (int i = 0; i < CALLS_PER_LOOK && p; i++)
+        p = realloc(p, 1);
+    free(p);
 }
 
 /* ---- sigalloc ------------------------------------------------------------------------ */
