@@ -235,7 +235,7 @@ CMT_EXPORT void *cmt_scope_realloc(cmt_scope_t scope, void *p, size_t new_size)
     struct cmt_thread *t = cmt_thread_self();
     t->busy++;
     struct cmt_block b;
-    bool owned = cmt_table_lookup(&cmt_live, (uintptr_t)p, &b) && b.instance == inst->id;
+    bool owned = cmt_lookup_block(t, p, &b) && b.instance == inst->id;
     t->busy--;
     if (!owned) {
         misuse("cmt_scope_realloc: %p is not a live block of scope \"%s\"", p,
@@ -309,7 +309,7 @@ CMT_EXPORT int cmt_process_stats(struct cmt_process_stats *stats)
         stats->bulk_freed_bytes += c.bulk_freed_bytes;
         stats->live_bytes += c.bytes_allocated - c.bytes_freed - c.bulk_freed_bytes;
     }
-    stats->live_blocks = cmt_table_count_live(&cmt_live);
+    stats->live_blocks = cmt_table_count_live(&cmt_live) + cmt_young_count();
     stats->peak_live_bytes = atomic_load(&cmt_peak_live_bytes);
     stats->invalid_frees = atomic_load(&cmt_invalid_frees);
     stats->double_frees = atomic_load(&cmt_double_frees);

@@ -14,6 +14,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
+#ifdef HAVE_SYS_SINGLE_THREADED_H
+#include <sys/single_threaded.h>
+#endif
 
 #define cmt_likely(x)   __builtin_expect(!!(x), 1)
 #define cmt_unlikely(x) __builtin_expect(!!(x), 0)
@@ -240,6 +243,89 @@ size_t cmt_table_count_live(struct cmt_table *tab);
 void cmt_table_lock_all(struct cmt_table *tab);
 void cmt_table_unlock_all(struct cmt_table *tab);
 
+/* ---- young.c: a single-threaded process's newest blocks, outside the table ---------- */
+
+/* While the process has one thread, nothing but that thread can look at a block between its
+ * allocation and its free, so its newest blocks are kept in a small direct-mapped array
+ * instead of the sharded table: no hash, no lock, no probe, and a block freed young never
+ * reaches the table at all. "One thread" is glibc's __libc_single_threaded, which
+ * pthread_create and thrd_create clear before the new thread exists; glibc's own malloc
+ * skips its locks on the same word. A young block moves to the table when another address
+ * takes its slot, when its scope instance closes, and when the process gets a second thread:
+ * the first tracked call that sees two threads moves them all (cmt_young_settle). Every
+ * lookup of one block (free, realloc, malloc_usable_size, the pool calls) looks here before
+ * the table; the report walks both. */
+#define CMT_YOUNG_SLOTS 256u
+
+struct cmt_young {
+    /* The instance the hot path records into: the thread's innermost scope as last found
+     * eligible (owned by that thread, open, neither bulk nor with its own allocator, no
+     * signal: window or inspected function active); NULL when none. */
+    struct cmt_instance *target;
+    uint32_t target_id;         /* its id, UINT32_MAX with no target */
+    /* Some slot may hold a block: set by every allocation recorded here, cleared when a
+     * flush has emptied them all. Lets the other paths skip the slots in one load. */
+    bool any;
+    cmt_spinlock lock;          /* moving blocks to the table: one mover at a time */
+    /* The target's far bytes allocated less far bytes freed: only other threads change
+     * them. */
+    uint64_t target_far;
+    /* Records as in the table; ptr 0 marks an empty slot. A slot is written ptr last and
+     * emptied ptr first, so that a report written from a signal handler that interrupted the
+     * thread sees a block whole or not at all. */
+    _Alignas(CMT_CACHELINE) struct cmt_block slot[CMT_YOUNG_SLOTS];
+};
+
+extern struct cmt_young cmt_young;
+
+/* True while the process is known to have one thread. */
+static inline bool cmt_solo(void)
+{
+#ifdef HAVE_SYS_SINGLE_THREADED_H
+    return __libc_single_threaded != 0;
+#else
+    return false;
+#endif
+}
+
+/* The slot an address goes to: neighbouring blocks to neighbouring slots. */
+static inline struct cmt_block *cmt_young_slot(uintptr_t ptr)
+{
+    return &cmt_young.slot[(ptr >> CMT_SHARD_GRANULE_SHIFT) & (CMT_YOUNG_SLOTS - 1)];
+}
+
+/* Moves the block in slot b to the table and empties the slot. A block the table has no
+ * memory for is handed to the hooks' untracked set so that its free still goes through. */
+void cmt_young_evict(struct cmt_block *b);
+/* Empties slot b, whose record is stale: its block was freed while the tracker was busy, and
+ * the next allocator has handed the same address out again. */
+void cmt_young_drop(struct cmt_block *b);
+/* Moves every young block to the table and forgets the target. */
+void cmt_young_flush(void);
+/* Once the process has more than one thread, moves the young blocks to the table if some are
+ * left; called by every tracked path that is not the single-threaded one before it looks at
+ * the table. One relaxed load when there is nothing to do. */
+static inline void cmt_young_settle(void)
+{
+    if (cmt_unlikely(__atomic_load_n(&cmt_young.any, __ATOMIC_RELAXED)) && !cmt_solo())
+        cmt_young_flush();
+}
+/* inst is closing: its young blocks move to the table, and it stops being the target. */
+struct cmt_instance;
+void cmt_young_release(struct cmt_instance *inst);
+/* Makes inst (checked eligible) the target. */
+void cmt_young_set_target(struct cmt_instance *inst);
+/* Forgets the target, so that the next allocation checks its instance again (a signal:
+ * window opened, an inspected function began to be looked for). */
+void cmt_young_retarget(void);
+/* Calls fn for every young block. Lock-free and async-signal-safe; for the report. */
+void cmt_young_foreach(void (*fn)(const struct cmt_block *b, void *arg), void *arg);
+/* The number of young blocks (a walk of the slots). */
+size_t cmt_young_count(void);
+/* Held across fork(), before the live table's shards (a move takes shard locks). */
+void cmt_young_lock(void);
+void cmt_young_unlock(void);
+
 /* ---- scope.c: scope instances, their counters and the scope names ------------------- */
 
 enum cmt_scope_kind {
@@ -280,6 +366,7 @@ struct cmt_instance {
     uint8_t kind;                   /* enum cmt_scope_kind */
     atomic_uint state;              /* CMT_STATE_* */
     uint64_t own_bulk_freed;        /* blocks bulk-freed at close, by the owner */
+    uint32_t young_blocks;          /* of its blocks, those in the young slots (young.c) */
     /* The scope's own allocator (cmt_scope_open_with), or NULL for the next allocator. */
     void *(*malloc_fn)(size_t);
     cmt_free_fn_t free_fn;
@@ -425,20 +512,24 @@ static inline bool cmt_counts_as_owner(const struct cmt_thread *t,
 }
 
 /* Accounts an allocation of size bytes to inst, made by thread t. */
+static inline void cmt_instance_count_alloc_own(struct cmt_instance *inst, size_t size)
+{
+    inst->own_allocs++;
+    inst->own_bytes_allocated += size;
+    uint64_t live = inst->own_bytes_allocated - inst->own_bytes_freed +
+                    atomic_load_explicit(&inst->far_bytes_allocated, memory_order_relaxed) -
+                    atomic_load_explicit(&inst->far_bytes_freed, memory_order_relaxed);
+    if (live > inst->peak_live_bytes && live < (UINT64_C(1) << 63))
+        inst->peak_live_bytes = live;
+}
+
 static inline void cmt_instance_count_alloc(struct cmt_thread *t, struct cmt_instance *inst,
                                             size_t size)
 {
-    if (cmt_likely(cmt_counts_as_owner(t, inst))) {
-        inst->own_allocs++;
-        inst->own_bytes_allocated += size;
-        uint64_t live = inst->own_bytes_allocated - inst->own_bytes_freed +
-                        atomic_load_explicit(&inst->far_bytes_allocated, memory_order_relaxed) -
-                        atomic_load_explicit(&inst->far_bytes_freed, memory_order_relaxed);
-        if (live > inst->peak_live_bytes && live < (UINT64_C(1) << 63))
-            inst->peak_live_bytes = live;
-        return;
-    }
-    cmt_instance_count_alloc_far(inst, size);
+    if (cmt_likely(cmt_counts_as_owner(t, inst)))
+        cmt_instance_count_alloc_own(inst, size);
+    else
+        cmt_instance_count_alloc_far(inst, size);
 }
 
 /* Accounts a free of size bytes from inst, made by thread t (which may be anybody). Returns
@@ -515,6 +606,12 @@ bool cmt_record_alloc_in(struct cmt_thread *t, struct cmt_instance *inst, void *
  * counts it as freed by the program, as free() does; *free_fn gets the allocator it goes
  * back to (NULL: the next allocator). False, and nothing changed, when p is no such block. */
 bool cmt_take_block(struct cmt_thread *t, void *p, uint32_t instance, cmt_free_fn_t *free_fn);
+/* Copies p's record (young or in the table) to *out; false when p is no block of the
+ * tracker's. t is busy. */
+struct cmt_block;
+bool cmt_lookup_block(struct cmt_thread *t, void *p, struct cmt_block *out);
+/* Remembers p, a block the tracker could not record, so that its free goes through. */
+void cmt_hooks_untracked_add(void *p);
 /* Hands a block whose record is gone back to the allocator it came from: the next
  * allocator, or its scope's free_fn. */
 void cmt_release(struct cmt_thread *t, void *p, cmt_free_fn_t free_fn);

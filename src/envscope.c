@@ -450,6 +450,7 @@ static void inspect_arm(struct entry *e, const char *why)
         atomic_store_explicit(&es.nranges, n + 1, memory_order_release);
         e->inspected = true;
         atomic_store_explicit(&cmt_envscope_inspect, 1, memory_order_release);
+        cmt_young_retarget();   /* allocations now choose their instance the slow way */
     }
     if (e->opts & OPT_QUIET)
         return;
@@ -626,6 +627,8 @@ void cmt_envscope_pending(struct cmt_thread *t)
     for (int i = 0; i < es.n && !w; i++)
         w = es.window[i];
     atomic_store(&cmt_window, w);
+    if (w)
+        cmt_young_retarget();   /* the window may take what the target would */
     cmt_spin_unlock(&es.window_lock);
 }
 

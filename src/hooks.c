@@ -124,7 +124,7 @@ static uint32_t untracked_home(uintptr_t p)
            (UNTRACKED_SLOTS - 1);
 }
 
-static void untracked_add(void *ptr)
+void cmt_hooks_untracked_add(void *ptr)
 {
     uintptr_t p = (uintptr_t)ptr;
     uint32_t home = untracked_home(p);
@@ -224,18 +224,158 @@ bool cmt_record_alloc_in(struct cmt_thread *t, struct cmt_instance *inst, void *
     return record_alloc_in(t, inst, p, size, inst->malloc_fn ? CMT_BLOCK_CUSTOM : 0);
 }
 
+/* ---- the young slots (young.c): a single-threaded process's newest blocks ------------ */
+
+/* Fills young slot b, empty, with p's record in the target instance and counts the
+ * allocation. The process has one thread, which is busy, and the target is its innermost
+ * instance. */
+static inline __attribute__((always_inline)) void young_fill(struct cmt_thread *t,
+                                                             struct cmt_block *b, uintptr_t p,
+                                                             size_t size, uint32_t stack)
+{
+    struct cmt_instance *inst = cmt_young.target;
+    b->size_thread = ((uint64_t)size & CMT_SIZE_MASK) | ((uint64_t)t->number << CMT_SIZE_BITS);
+    b->instance = inst->id;
+    b->stack = stack;
+    b->seq = ++t->seq;
+    b->flags = 0;
+    cmt_young.any = true;
+    atomic_signal_fence(memory_order_release);
+    __atomic_store_n(&b->ptr, p, __ATOMIC_RELAXED);
+    /* A young block's instance is owned by this thread and open: checked when it became the
+     * target, and a closing instance takes its blocks to the table. Its far counts cannot
+     * change while the process has one thread: their difference is kept. */
+    inst->young_blocks++;
+    inst->own_allocs++;
+    inst->own_bytes_allocated += size;
+    uint64_t live = inst->own_bytes_allocated - inst->own_bytes_freed + cmt_young.target_far;
+    if (live > inst->peak_live_bytes && live < (UINT64_C(1) << 63))
+        inst->peak_live_bytes = live;
+    if (stack)
+        cmt_stackcount_note(t, inst, stack, size);
+    cmt_totals_alloc(t, size);
+    cmt_checkpoint_poll();
+}
+
+static void record_alloc_slow(struct cmt_thread *t, void *p, size_t size);
+
+/* young_record's less common cases: a stack to capture, a slot that holds another block, or
+ * a target that changed since the caller looked (a signal handler opened and closed a scope
+ * meanwhile). */
+static CMT_NOINLINE void young_record_hard(struct cmt_thread *t, void *p, size_t size)
+{
+    struct cmt_instance *inst = cmt_young.target;
+    if (inst == NULL || inst != t->top) {
+        record_alloc_slow(t, p, size);
+        return;
+    }
+    uint32_t stack = cmt_cfg.stack_depth ? cmt_stack_capture() : 0;
+    uintptr_t u = (uintptr_t)p;
+    struct cmt_block *b = cmt_young_slot(u);
+    uintptr_t old = b->ptr;
+    if (old != 0) {
+        /* The same address again is a stale record (its block was freed while the tracker
+         * was busy), dropped as the table would; another block goes to the table. */
+        if (old != u)
+            cmt_young_evict(b);
+        else
+            cmt_young_drop(b);
+        atomic_signal_fence(memory_order_release);
+    }
+    young_fill(t, b, u, size, stack);
+}
+
+/* Records p, just allocated for size bytes, in the young slots, in the target instance. The
+ * process has one thread, and it is busy. */
+static inline __attribute__((always_inline)) void young_record(struct cmt_thread *t, void *p,
+                                                               size_t size)
+{
+    uintptr_t u = (uintptr_t)p;
+    struct cmt_block *b = cmt_young_slot(u);
+    if (cmt_likely(b->ptr == 0 && cmt_cfg.stack_depth == 0 && cmt_young.target == t->top))
+        young_fill(t, b, u, size, 0);
+    else
+        young_record_hard(t, p, size);
+}
+
+/* p's young slot when p is a young block this call may take (one thread, and not a call
+ * made from a signal handler that interrupted the tracker); else NULL. */
+static inline struct cmt_block *young_find(const struct cmt_thread *t, uintptr_t p)
+{
+    struct cmt_block *b = cmt_young_slot(p);
+    if (__atomic_load_n(&b->ptr, __ATOMIC_RELAXED) == p && cmt_solo() && t->busy == 1)
+        return b;
+    return NULL;
+}
+
+/* Empties young slot b and counts the free of its block. */
+static inline __attribute__((always_inline)) void young_take(struct cmt_thread *t,
+                                                             struct cmt_block *b)
+{
+    uintptr_t p = b->ptr;
+    size_t size = cmt_block_size(b);
+    uint32_t id = b->instance;
+    struct cmt_instance *inst =
+        cmt_likely(id == cmt_young.target_id) ? cmt_young.target : cmt_instance_get(id);
+    __atomic_store_n(&b->ptr, 0, __ATOMIC_RELAXED);
+    /* Owned by this thread and open, as every young block's instance (see young_record). */
+    inst->young_blocks--;
+    inst->own_frees++;
+    inst->own_bytes_freed += size;
+    cmt_totals_free(t, size);
+    atomic_store_explicit(grave_of(p), p, memory_order_relaxed);
+    cmt_checkpoint_poll();
+}
+
+/* Can the hot path record into inst, t's allocation owner? */
+static bool young_eligible(const struct cmt_thread *t, const struct cmt_instance *inst)
+{
+    return cmt_solo() && t->busy == 1 && t->state == CMT_THREAD_LIVE && inst == t->top &&
+           cmt_counts_as_owner(t, inst) && !(inst->flags & CMT_INST_BULK) &&
+           !inst->malloc_fn &&
+           !atomic_load_explicit(&cmt_envscope_inspect, memory_order_relaxed) &&
+           !atomic_load_explicit(&cmt_window, memory_order_relaxed);
+}
+
+static CMT_NOINLINE void record_alloc_slow(struct cmt_thread *t, void *p, size_t size)
+{
+    /* A signal: window takes what would go to the global scope, so a global-scope
+     * allocation looks at the window too. */
+    struct cmt_instance *inst = t->top;
+    if (t->state != CMT_THREAD_LIVE ||
+        atomic_load_explicit(&cmt_envscope_inspect, memory_order_relaxed) ||
+        (inst->kind == CMT_KIND_GLOBAL && atomic_load_explicit(&cmt_window, memory_order_relaxed)))
+        inst = owner_slow(t);
+    if (young_eligible(t, inst)) {
+        cmt_young_set_target(inst);
+        young_record(t, p, size);
+        return;
+    }
+    cmt_young_settle();
+    if (cmt_unlikely(!record_alloc_in(t, inst, p, size, 0)))
+        cmt_hooks_untracked_add(p);     /* no memory for the table: keep its free working */
+}
+
 static inline void record_alloc(struct cmt_thread *t, void *p, size_t size)
 {
-    /* The common case: the thread's innermost scope. A signal: window takes what would go to
-     * the global scope, so a global-scope allocation looks at the window too. */
+    /* The common case: one thread, allocating in the scope it allocated in last time. */
     struct cmt_instance *inst = t->top;
-    if (cmt_unlikely(t->state != CMT_THREAD_LIVE ||
-                     atomic_load_explicit(&cmt_envscope_inspect, memory_order_relaxed) ||
-                     (inst->kind == CMT_KIND_GLOBAL &&
-                      atomic_load_explicit(&cmt_window, memory_order_relaxed))))
-        inst = owner_slow(t);
-    if (cmt_unlikely(!record_alloc_in(t, inst, p, size, 0)))
-        untracked_add(p);   /* the table is out of memory: at least keep its free working */
+    if (cmt_likely(inst == cmt_young.target && inst != NULL && cmt_solo())) {
+        young_record(t, p, size);
+        return;
+    }
+    record_alloc_slow(t, p, size);
+}
+
+bool cmt_lookup_block(struct cmt_thread *t, void *p, struct cmt_block *out)
+{
+    struct cmt_block *yb = young_find(t, (uintptr_t)p);
+    if (yb) {
+        *out = *yb;
+        return true;
+    }
+    cmt_young_settle();
+    return cmt_table_lookup(&cmt_live, (uintptr_t)p, out);
 }
 
 /* Takes p out of the table and counts its free, in one critical section of its shard (see
@@ -245,6 +385,15 @@ static inline void record_alloc(struct cmt_thread *t, void *p, size_t size)
 static inline bool take_block(struct cmt_thread *t, uintptr_t p, uint32_t instance,
                               cmt_free_fn_t *free_fn)
 {
+    struct cmt_block *yb = young_find(t, p);
+    if (cmt_likely(yb != NULL)) {
+        if (instance != UINT32_MAX && yb->instance != instance)
+            return false;
+        *free_fn = NULL;    /* young blocks come from the next allocator */
+        young_take(t, yb);
+        return true;
+    }
+    cmt_young_settle();
     struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, p);
     struct cmt_block *b = cmt_shard_find(s, p);
     /* A quarantined block stays: the caller reports a stale free. */
@@ -370,15 +519,22 @@ static inline enum route route(struct cmt_thread *t)
 static void *forwarded(void *p)
 {
     if (p)
-        untracked_add(p);
+        cmt_hooks_untracked_add(p);
     return p;
 }
 
 /* ---- the interposed entry points ---------------------------------------------------- */
 
-CMT_EXPORT void *malloc(size_t size)
+/* The young slots' hot path may run: the tracker is ready with nothing pending, t is not
+ * inside it already, and the process has one thread. */
+static inline bool young_ready(const struct cmt_thread *t)
 {
-    struct cmt_thread *t = &cmt_self;
+    return !t->busy && atomic_load_explicit(&cmt_ready, memory_order_relaxed) == CMT_READY &&
+           cmt_solo();
+}
+
+static CMT_NOINLINE void *malloc_slow(struct cmt_thread *t, size_t size)
+{
     switch (route(t)) {
     case ROUTE_TRACK:
         break;
@@ -393,6 +549,21 @@ CMT_EXPORT void *malloc(size_t size)
         record_alloc(t, p, size);
     t->busy = 0;
     return p;
+}
+
+CMT_EXPORT void *malloc(size_t size)
+{
+    struct cmt_thread *t = &cmt_self;
+    struct cmt_instance *inst = t->top;
+    if (cmt_likely(inst == cmt_young.target && inst != NULL && young_ready(t))) {
+        t->busy = 1;
+        void *p = cmt_next.malloc(size);
+        if (cmt_likely(p != NULL))
+            young_record(t, p, size);
+        t->busy = 0;
+        return p;
+    }
+    return malloc_slow(t, size);
 }
 
 CMT_EXPORT void *calloc(size_t n, size_t size)
@@ -420,11 +591,10 @@ CMT_EXPORT void *calloc(size_t n, size_t size)
     return p;
 }
 
-CMT_EXPORT void free(void *p)
+static CMT_NOINLINE void free_slow(struct cmt_thread *t, void *p)
 {
     if (!p)
         return;
-    struct cmt_thread *t = &cmt_self;
     switch (route(t)) {
     case ROUTE_TRACK:
         break;
@@ -454,6 +624,26 @@ CMT_EXPORT void free(void *p)
     t->busy = 0;
 }
 
+CMT_EXPORT void free(void *p)
+{
+    struct cmt_thread *t = &cmt_self;
+    struct cmt_block *b = cmt_young_slot((uintptr_t)p);
+    if (cmt_likely(young_ready(t))) {
+        /* Busy before the slot is looked at: a signal handler's call can then no longer
+         * change it between the look and the take. */
+        t->busy = 1;
+        if (cmt_likely(__atomic_load_n(&b->ptr, __ATOMIC_RELAXED) == (uintptr_t)p && p)) {
+            young_take(t, b);
+            /* The record is gone: the next allocator's free is the program's own again. */
+            t->busy = 0;
+            cmt_next.free(p);
+            return;
+        }
+        t->busy = 0;
+    }
+    free_slow(t, p);
+}
+
 /* realloc of a block the table does not know. */
 static CMT_NOINLINE void *realloc_unknown(struct cmt_thread *t, void *p, size_t size)
 {
@@ -478,6 +668,38 @@ static CMT_NOINLINE void *realloc_unknown(struct cmt_thread *t, void *p, size_t 
     /* Like glibc's failed realloc: NULL, and the pointer (not ours to touch) is left alone. */
     errno = ENOMEM;
     return NULL;
+}
+
+/* realloc of young block p, in young slot yb: as the table's path below, with nobody else
+ * to see the block meanwhile. */
+static void *realloc_young(struct cmt_thread *t, struct cmt_block *yb, void *p, size_t size)
+{
+    struct cmt_block b = *yb;
+    size_t old_size = cmt_block_size(&b);
+    struct cmt_instance *inst = cmt_instance_get(b.instance);
+    __atomic_store_n(&yb->ptr, 0, __ATOMIC_RELAXED);
+    inst->young_blocks--;
+    cmt_instance_count_free(t, inst, old_size);     /* open: never the last of a closed one */
+    void *q = cmt_next.realloc(p, size);
+    if (q == NULL && size != 0) {
+        /* Failed: p is untouched and still live. Its slot is still empty: calls nested in
+         * the next allocator's are forwarded, and nobody else runs. */
+        *yb = b;
+        inst->young_blocks++;
+        cmt_instance_undo_free(t, inst, old_size);
+        return NULL;
+    }
+    cmt_totals_free(t, old_size);
+    if (q != p)
+        atomic_store_explicit(grave_of((uintptr_t)p), (uintptr_t)p, memory_order_relaxed);
+    if (q != NULL) {
+        /* The target only while it is the innermost scope: young_record records in that. */
+        if (inst == cmt_young.target && inst == t->top)
+            young_record(t, q, size);
+        else if (!record_alloc_in(t, inst, q, size, 0))
+            cmt_hooks_untracked_add(q);
+    }
+    return q;
 }
 
 CMT_EXPORT void *realloc(void *p, size_t size)
@@ -511,8 +733,15 @@ CMT_EXPORT void *realloc(void *p, size_t size)
         return forwarded(cmt_next.realloc(p, size));
     }
     t->busy = 1;
-    struct cmt_block b;
     void *q;
+    struct cmt_block *yb = young_find(t, (uintptr_t)p);
+    if (yb) {
+        q = realloc_young(t, yb, p, size);
+        t->busy = 0;
+        return q;
+    }
+    cmt_young_settle();
+    struct cmt_block b;
     struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, (uintptr_t)p);
     /* Looked at where it is, and taken out only when this realloc goes ahead (a quarantined
      * block stays: realloc_unknown reports the stale realloc). */
@@ -558,7 +787,7 @@ CMT_EXPORT void *realloc(void *p, size_t size)
         if (q != p)
             atomic_store_explicit(grave_of((uintptr_t)p), (uintptr_t)p, memory_order_relaxed);
         if (q != NULL && !record_alloc_in(t, inst, q, size, 0))
-            untracked_add(q);
+            cmt_hooks_untracked_add(q);
     }
     if (cmt_instance_unhold(inst))
         cmt_instance_retire(inst);
@@ -662,8 +891,7 @@ CMT_EXPORT size_t malloc_usable_size(void *p)
      * could read garbage. */
     t->busy = 1;
     struct cmt_block b;
-    bool known = cmt_table_lookup(&cmt_live, (uintptr_t)p, &b) &&
-                 !(b.flags & CMT_BLOCK_QUARANTINED);
+    bool known = cmt_lookup_block(t, p, &b) && !(b.flags & CMT_BLOCK_QUARANTINED);
     t->busy = 0;
     if (!known && !untracked_find(p, false))
         return 0;

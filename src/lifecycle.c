@@ -23,6 +23,7 @@ static void fork_prepare(void)
 {
     cmt_self.busy++;
     cmt_report_lock();      /* first: a report being written takes the locks below */
+    cmt_young_lock();       /* a move of young blocks takes table and arena locks */
     cmt_scope_lock_all();
     cmt_bulk_lock_all();
     cmt_stack_lock_all();   /* before the arena lock: adding a stack takes it */
@@ -39,6 +40,7 @@ static void fork_parent(void)
     cmt_stack_unlock_all();
     cmt_bulk_unlock_all();
     cmt_scope_unlock_all();
+    cmt_young_unlock();
     cmt_report_unlock();
     cmt_self.busy--;
 }
@@ -53,6 +55,7 @@ static void fork_child(void)
     cmt_scope_unlock_all();
     cmt_scope_after_fork_child();
     cmt_thread_after_fork_child();
+    cmt_young_unlock();
     cmt_report_unlock();
     cmt_ending_after_fork_child();
     cmt_self.busy--;

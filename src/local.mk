@@ -38,7 +38,8 @@ libcymemtrack_la_SOURCES = \
 	src/scope.c \
 	src/thread.c \
 	src/timeline.c \
-	src/totals.c
+	src/totals.c \
+	src/young.c
 # -fvisibility=hidden: only what CMT_EXPORT marks (the malloc family and cmt_* API) is seen.
 # -ftls-model: every TLS access is initial-exec, so none allocates.
 libcymemtrack_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden -ftls-model=initial-exec

@@ -202,6 +202,7 @@ static void instance_reset(struct cmt_instance *inst, uint32_t name, uint32_t ow
     inst->kind = (uint8_t)cmt_name_kind(name);
     inst->bulk_len = 0;
     inst->own_bulk_freed = 0;
+    inst->young_blocks = 0;
     inst->malloc_fn = NULL;
     inst->free_fn = NULL;
     inst->outlived_at_close = 0;
@@ -233,6 +234,7 @@ struct cmt_instance *cmt_instance_open(struct cmt_thread *t, uint32_t name, uint
  * shared reference count. Returns the blocks it owned at close, bulk-freed ones included. */
 static uint64_t instance_finish(struct cmt_thread *t, struct cmt_instance *inst)
 {
+    cmt_young_release(inst);    /* its young blocks are counted like the others from now on */
     uint64_t bulk_freed = (inst->flags & CMT_INST_BULK) ? cmt_bulk_free(t, inst) : 0;
     int64_t own_live = (int64_t)(inst->own_allocs - inst->own_frees - inst->own_bulk_freed);
     atomic_store_explicit(&inst->state, CMT_STATE_CLOSED, memory_order_release);

@@ -73,6 +73,13 @@ tests_check_compat_CPPFLAGS = $(TEST_CPPFLAGS) $(CMT_TOTALS_CPPFLAGS)
 tests_check_compat_CFLAGS = $(TEST_CFLAGS)
 tests_check_compat_LDADD = $(TEST_LDADD)
 
+# The young slots: blocks of a single-threaded process kept out of the table.
+check_PROGRAMS += tests/check_young
+tests_check_young_SOURCES = tests/check_young.c
+tests_check_young_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_check_young_CFLAGS = $(TEST_CFLAGS) -pthread
+tests_check_young_LDADD = $(TEST_LDADD) libcymemtrack-api.la -lpthread
+
 check_PROGRAMS += tests/check_threads
 tests_check_threads_SOURCES = tests/check_threads.c
 tests_check_threads_CPPFLAGS = $(TEST_CPPFLAGS)

@@ -1,0 +1,353 @@
+/*
+ * check_young.c — the young slots (src/young.c): a single-threaded process's newest blocks,
+ * kept out of the live table, must be accounted for exactly as if they were in it.
+ *
+ * Runs inside a process with the library under test preloaded; Check forks each test from a
+ * process that has one thread, so each starts with the young slots in use. Every test first
+ * asserts that premise, then moves blocks across the edges of the design: a second thread
+ * appearing while young blocks live, more blocks than slots, scopes closing on young blocks,
+ * realloc between scopes, double frees, fork, and the live count the API reports.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/single_threaded.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cymemtrack.h"
+
+#define SLOTS 256       /* CMT_YOUNG_SLOTS in src/cmt.h */
+
+/* The case under test needs a process that has had one thread only. */
+static void assert_alone(void)
+{
+    ck_assert_msg(__libc_single_threaded, "expected a single-threaded process: the young "
+                  "slots are not in use and the test would not exercise them");
+    ck_assert_msg(cmt_active(), "expected the tracker preloaded");
+}
+
+static size_t size_of(unsigned i)
+{
+    return 1 + (i * 37u) % 700u;
+}
+
+/* ---- a second thread ----------------------------------------------------------------- */
+
+struct handover {
+    void **blocks;
+    unsigned n;
+};
+
+static void *free_all(void *arg)
+{
+    struct handover *h = arg;
+    for (unsigned i = 0; i < h->n; i++)
+        free(h->blocks[i]);
+    return NULL;
+}
+
+/* Blocks made while the process was alone are freed by a thread started later: the first
+ * call that sees two threads moves every young block to the table, where the other thread
+ * finds them. */
+START_TEST(blocks_made_alone_are_freed_by_a_later_thread)
+{
+    assert_alone();
+    enum { N = 100 };
+    static void *blocks[N];
+    uint64_t bytes = 0;
+    cmt_stats_snap();
+    for (unsigned i = 0; i < N; i++) {
+        blocks[i] = malloc(size_of(i));
+        bytes += size_of(i);
+    }
+    struct cmt_process_stats mid = cmt_stats_delta();
+    struct handover h = { blocks, N };
+    pthread_t th;
+    int made = pthread_create(&th, NULL, free_all, &h);
+    if (made == 0)
+        pthread_join(th, NULL);
+    struct cmt_process_stats d = cmt_stats_delta();
+    ck_assert_int_eq(made, 0);
+    ck_assert_msg(mid.live_blocks == N && mid.live_bytes == bytes,
+                  "expected %d young blocks of %llu bytes live, got %lld of %lld", N,
+                  (unsigned long long)bytes, (long long)mid.live_blocks,
+                  (long long)mid.live_bytes);
+    /* pthread_create allocates the thread's own structures: count only the blocks here. */
+    ck_assert_msg(d.frees >= N && d.invalid_frees == 0 && d.double_frees == 0,
+                  "expected the %d blocks freed by the other thread, found by it (%llu frees, "
+                  "%llu invalid, %llu double)", N, (unsigned long long)d.frees,
+                  (unsigned long long)d.invalid_frees, (unsigned long long)d.double_frees);
+    ck_assert_msg(d.allocations - d.frees == d.live_blocks,
+                  "allocations - frees = %lld, live blocks %lld",
+                  (long long)(d.allocations - d.frees), (long long)d.live_blocks);
+}
+END_TEST
+
+/* ---- more blocks than slots ---------------------------------------------------------- */
+
+/* Most of these blocks leave their slot for the table when a neighbour takes it; they are
+ * freed in another order than they were made, and realloc'ed on the way. */
+START_TEST(more_blocks_than_slots_balance_exactly)
+{
+    assert_alone();
+    enum { N = 40 * SLOTS };
+    static void *blocks[N];
+    static size_t sizes[N];
+    cmt_stats_snap();
+    for (unsigned i = 0; i < N; i++) {
+        sizes[i] = size_of(i);
+        blocks[i] = malloc(sizes[i]);
+        if (blocks[i])
+            memset(blocks[i], (int)i, sizes[i]);
+    }
+    uint64_t bad = 0;
+    for (unsigned i = 0; i < N; i += 3) {
+        void *q = realloc(blocks[i], sizes[i] + 100);
+        if (q) {
+            blocks[i] = q;
+            sizes[i] += 100;
+        }
+    }
+    struct cmt_process_stats mid = cmt_stats_delta();
+    for (unsigned k = 0; k < N; k++) {
+        unsigned i = (k * 7919u) % N;   /* 7919 is prime to N: each block once */
+        if (!blocks[i] || ((unsigned char *)blocks[i])[0] != (unsigned char)i)
+            bad++;
+        free(blocks[i]);
+    }
+    struct cmt_process_stats d = cmt_stats_delta();
+    uint64_t bytes = 0;
+    for (unsigned i = 0; i < N; i++)
+        bytes += sizes[i];
+    ck_assert_uint_eq(bad, 0);
+    ck_assert_msg(mid.live_blocks == N && mid.live_bytes == bytes,
+                  "expected %d blocks of %llu bytes live, got %lld of %lld", N,
+                  (unsigned long long)bytes, (long long)mid.live_blocks,
+                  (long long)mid.live_bytes);
+    ck_assert_msg(d.allocations == N + (N + 2) / 3 && d.frees == d.allocations &&
+                      d.live_blocks == 0 && d.live_bytes == 0,
+                  "expected %d allocations and as many frees, nothing live; got %llu, %llu, "
+                  "%lld blocks of %lld bytes", N + (N + 2) / 3,
+                  (unsigned long long)d.allocations, (unsigned long long)d.frees,
+                  (long long)d.live_blocks, (long long)d.live_bytes);
+    ck_assert_uint_eq(d.invalid_frees + d.double_frees + d.stale_frees, 0);
+}
+END_TEST
+
+/* ---- scopes ------------------------------------------------------------------------- */
+
+/* A scope that closes on blocks still in the young slots owns them as it would in the table:
+ * they are live in it, and their later frees count to it. */
+START_TEST(scope_closes_on_young_blocks)
+{
+    assert_alone();
+    cmt_scope_t s = cmt_scope_open("young", 0);
+    void *a = malloc(10), *b = malloc(20), *c = malloc(30);
+    free(b);
+    cmt_scope_close(s);
+    struct cmt_scope_stats at_close, later;
+    int got_close = cmt_scope_stats(s, &at_close);
+    free(a);
+    int got_later = cmt_scope_stats(s, &later);
+    free(c);
+    struct cmt_scope_stats gone;
+    int got_gone = cmt_scope_stats(s, &gone);
+    ck_assert_int_eq(got_close, 0);
+    ck_assert_msg(at_close.allocations == 3 && at_close.bytes_allocated == 60 &&
+                      at_close.frees == 1 && at_close.live_blocks == 2 &&
+                      at_close.live_bytes == 40 && at_close.peak_live_bytes == 60,
+                  "at close expected 3 allocations of 60 bytes, 1 free, 2 live of 40, peak 60; "
+                  "got %llu of %llu, %llu, %llu of %llu, peak %llu",
+                  (unsigned long long)at_close.allocations,
+                  (unsigned long long)at_close.bytes_allocated,
+                  (unsigned long long)at_close.frees, (unsigned long long)at_close.live_blocks,
+                  (unsigned long long)at_close.live_bytes,
+                  (unsigned long long)at_close.peak_live_bytes);
+    ck_assert_int_eq(got_later, 0);
+    ck_assert_msg(later.frees == 2 && later.live_blocks == 1 && later.live_bytes == 30,
+                  "after a free past the close expected 2 frees, 1 live of 30 bytes; got %llu, "
+                  "%llu of %llu", (unsigned long long)later.frees,
+                  (unsigned long long)later.live_blocks, (unsigned long long)later.live_bytes);
+    /* Its last block freed, the closed scope owns nothing and its handle is spent. */
+    ck_assert_int_eq(got_gone, -1);
+}
+END_TEST
+
+/* A scope with more live blocks than there are slots: some went to the table when a
+ * neighbour took their slot, the others are still young when it closes. Every one must be
+ * live in it after the close, and each free must count. */
+START_TEST(scope_closes_on_young_and_evicted_blocks)
+{
+    assert_alone();
+    enum { N = 3 * SLOTS };
+    static void *blocks[N];
+    uint64_t bytes = 0;
+    cmt_scope_t s = cmt_scope_open("many", 0);
+    for (unsigned i = 0; i < N; i++) {
+        blocks[i] = malloc(size_of(i));
+        bytes += size_of(i);
+    }
+    cmt_scope_close(s);
+    struct cmt_scope_stats at_close, half;
+    int got_close = cmt_scope_stats(s, &at_close);
+    for (unsigned i = 0; i < N; i += 2)
+        free(blocks[i]);
+    int got_half = cmt_scope_stats(s, &half);
+    for (unsigned i = 1; i < N; i += 2)
+        free(blocks[i]);
+    struct cmt_scope_stats gone;
+    int got_gone = cmt_scope_stats(s, &gone);
+    ck_assert_int_eq(got_close, 0);
+    ck_assert_msg(at_close.allocations == N && at_close.live_blocks == N &&
+                      at_close.live_bytes == bytes,
+                  "at close expected %d blocks of %llu bytes live; got %llu allocations, %llu "
+                  "live of %llu", N, (unsigned long long)bytes,
+                  (unsigned long long)at_close.allocations,
+                  (unsigned long long)at_close.live_blocks,
+                  (unsigned long long)at_close.live_bytes);
+    ck_assert_int_eq(got_half, 0);
+    ck_assert_msg(half.frees == N / 2 && half.live_blocks == N / 2,
+                  "after half the frees expected %d frees and %d live; got %llu and %llu",
+                  N / 2, N / 2, (unsigned long long)half.frees,
+                  (unsigned long long)half.live_blocks);
+    ck_assert_int_eq(got_gone, -1);
+}
+END_TEST
+
+/* Nested scopes take turns as the target; a realloc keeps the block in the scope that made
+ * it, whichever is innermost when it runs: with the inner scope the target already (_i 1),
+ * or not yet (_i 0: the realloc is the inner scope's first call). */
+START_TEST(realloc_keeps_the_scope_across_targets)
+{
+    assert_alone();
+    int inner_first = _i;
+    cmt_scope_t outer = cmt_scope_open("outer", 0);
+    char *p = malloc(16);
+    cmt_scope_t inner = cmt_scope_open("inner", 0);
+    char *q = inner_first ? malloc(8) : NULL;
+    p = realloc(p, 4000);
+    free(q);
+    struct cmt_scope_stats in, out;
+    int got_in = cmt_scope_stats(inner, &in);
+    cmt_scope_close(inner);
+    int got_out = cmt_scope_stats(outer, &out);
+    free(p);
+    cmt_scope_close(outer);
+    ck_assert_int_eq(got_in, 0);
+    ck_assert_int_eq(got_out, 0);
+    uint64_t inner_allocs = inner_first ? 1 : 0;
+    ck_assert_msg(in.allocations == inner_allocs && in.frees == inner_allocs &&
+                      in.live_blocks == 0,
+                  "inner: expected %llu allocations, as many freed; got %llu, %llu, %llu live",
+                  (unsigned long long)inner_allocs, (unsigned long long)in.allocations,
+                  (unsigned long long)in.frees, (unsigned long long)in.live_blocks);
+    ck_assert_msg(out.allocations == 2 && out.bytes_allocated == 4016 && out.frees == 1 &&
+                      out.live_blocks == 1 && out.live_bytes == 4000,
+                  "outer: expected the block and its realloc (2 allocations of 4016 bytes, "
+                  "1 free, 1 live of 4000); got %llu of %llu, %llu, %llu of %llu",
+                  (unsigned long long)out.allocations, (unsigned long long)out.bytes_allocated,
+                  (unsigned long long)out.frees, (unsigned long long)out.live_blocks,
+                  (unsigned long long)out.live_bytes);
+}
+END_TEST
+
+/* ---- bad frees, sizes, fork ---------------------------------------------------------- */
+
+START_TEST(second_free_of_a_young_block_is_a_double_free)
+{
+    assert_alone();
+    cmt_stats_snap();
+    char *p = malloc(48);
+    free(p);
+    free(p);    /* the tracker must catch it: glibc would abort */
+    struct cmt_process_stats d = cmt_stats_delta();
+    ck_assert_msg(d.allocations == 1 && d.frees == 1 && d.double_frees == 1 &&
+                      d.invalid_frees == 0,
+                  "expected 1 allocation, 1 free, 1 double free; got %llu, %llu, %llu (and "
+                  "%llu invalid)", (unsigned long long)d.allocations,
+                  (unsigned long long)d.frees, (unsigned long long)d.double_frees,
+                  (unsigned long long)d.invalid_frees);
+}
+END_TEST
+
+START_TEST(usable_size_of_a_young_block)
+{
+    assert_alone();
+    void *p = malloc(100);
+    size_t usable = malloc_usable_size(p);
+    free(p);
+    size_t after = malloc_usable_size(NULL);
+    ck_assert_msg(usable >= 100 && usable < 100 + 32, "expected 100 to 131 bytes usable, "
+                  "got %zu", usable);
+    ck_assert_uint_eq(after, 0);
+}
+END_TEST
+
+/* A fork child inherits the young blocks and frees them as its own. */
+START_TEST(fork_child_frees_the_young_blocks)
+{
+    assert_alone();
+    enum { N = 50 };
+    void *blocks[N];
+    for (unsigned i = 0; i < N; i++)
+        blocks[i] = malloc(size_of(i));
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        cmt_stats_snap();
+        for (unsigned i = 0; i < N; i++)
+            free(blocks[i]);
+        struct cmt_process_stats d = cmt_stats_delta();
+        ssize_t w = write(fds[1], &d, sizeof d);
+        _exit(w == (ssize_t)sizeof d ? 0 : 1);
+    }
+    ck_assert_int_gt(pid, 0);
+    struct cmt_process_stats d;
+    ssize_t got = read(fds[0], &d, sizeof d);
+    int status;
+    waitpid(pid, &status, 0);
+    for (unsigned i = 0; i < N; i++)
+        free(blocks[i]);
+    ck_assert_int_eq(got, (ssize_t)sizeof d);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_msg(d.frees == N && d.live_blocks == (uint64_t)-N && d.invalid_frees == 0 &&
+                      d.double_frees == 0,
+                  "child: expected %d frees of inherited blocks, none invalid or double; got "
+                  "%llu frees, live moved by %lld, %llu invalid, %llu double", N,
+                  (unsigned long long)d.frees, (long long)d.live_blocks,
+                  (unsigned long long)d.invalid_frees, (unsigned long long)d.double_frees);
+}
+END_TEST
+
+static Suite *young_suite(void)
+{
+    Suite *s = suite_create("young");
+    TCase *tc = tcase_create("one thread");
+    tcase_add_test(tc, more_blocks_than_slots_balance_exactly);
+    tcase_add_test(tc, scope_closes_on_young_blocks);
+    tcase_add_test(tc, scope_closes_on_young_and_evicted_blocks);
+    tcase_add_loop_test(tc, realloc_keeps_the_scope_across_targets, 0, 2);
+    tcase_add_test(tc, second_free_of_a_young_block_is_a_double_free);
+    tcase_add_test(tc, usable_size_of_a_young_block);
+    tcase_add_test(tc, fork_child_frees_the_young_blocks);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("then two");
+    tcase_add_test(tc, blocks_made_alone_are_freed_by_a_later_thread);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    cmt_reexec_preloaded(argv);
+    return cmt_run_suite(young_suite());
+}
