@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +51,7 @@ struct job {
     uint64_t ops;
     int index;
     pthread_barrier_t *start;
+    double *t0;     /* set: the clock starts here when the job's setup is done */
     double end;     /* when the timed loop ended: teardown after it does not count */
 };
 
@@ -60,6 +62,14 @@ static double now_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
+/* The job's setup is done: wait for the others, or start the clock when it runs alone. */
+static void setup_done(struct job *j)
+{
+    pthread_barrier_wait(j->start);
+    if (j->t0)
+        *j->t0 = now_ns();
+}
+
 /* ---- the workloads: each does its setup, waits at the barrier, then runs ops ops ----- */
 
 /* Inlined into pairs and scope-pairs alike, so that their stacks are equally deep: with
@@ -68,7 +78,7 @@ static inline __attribute__((always_inline)) void pairs_loop(struct job *j, uint
 {
     uint32_t sizes[SIZES];
     draw_sizes(rng, sizes);
-    pthread_barrier_wait(j->start);
+    setup_done(j);
     for (uint64_t i = 0; i < j->ops; i++) {
         char *p = malloc(sizes[i % SIZES]);
         p[0] = 1;
@@ -87,7 +97,7 @@ static void calloc_pairs(struct job *j, uint64_t *rng)
 {
     uint32_t sizes[SIZES];
     draw_sizes(rng, sizes);
-    pthread_barrier_wait(j->start);
+    setup_done(j);
     for (uint64_t i = 0; i < j->ops; i++) {
         uint32_t s = sizes[i % SIZES];
         char *p = calloc(1 + (s & 3), s / 4 + 1);
@@ -107,7 +117,7 @@ static void liveset(struct job *j, uint64_t *rng)
         exit(1);
     for (int i = 0; i < LIVE_SET; i++)
         live[i] = malloc(sizes[i % SIZES]);
-    pthread_barrier_wait(j->start);
+    setup_done(j);
     for (uint64_t i = 0; i < j->ops; i++) {
         uint64_t r = next_random(rng);
         uint32_t k = (uint32_t)(r >> 16) % LIVE_SET;
@@ -125,7 +135,7 @@ static void liveset(struct job *j, uint64_t *rng)
  * is one realloc. */
 static void realloc_growth(struct job *j, uint64_t *rng)
 {
-    pthread_barrier_wait(j->start);
+    setup_done(j);
     size_t n = 16;
     char *p = malloc(n);
     for (uint64_t i = 0; i < j->ops; i++) {
@@ -153,7 +163,7 @@ static void scope_requests(struct job *j, uint64_t *rng, int bulk)
     void *blocks[REQUEST_ALLOCS];
     draw_sizes(rng, sizes);
     bulk = bulk && cmt_active();
-    pthread_barrier_wait(j->start);
+    setup_done(j);
     for (uint64_t done = 0; done < j->ops; done += REQUEST_ALLOCS) {
         cmt_scope_t s = cmt_scope_open("request", bulk ? CMT_BULK_FREE : 0);
         for (int i = 0; i < REQUEST_ALLOCS; i++) {
@@ -184,7 +194,7 @@ static void scope_bulk(struct job *j, uint64_t *rng)
 static void scope_empty(struct job *j, uint64_t *rng)
 {
     (void)rng;
-    pthread_barrier_wait(j->start);
+    setup_done(j);
     for (uint64_t i = 0; i < j->ops; i++)
         cmt_scope_close(cmt_scope_open("empty", 0));
     j->end = now_ns();
@@ -213,7 +223,7 @@ static void bulk_round(void **blocks, uint64_t n, int tracked, struct job *timed
         KEEP(blocks[i]);
     }
     if (timed)
-        pthread_barrier_wait(timed->start);
+        setup_done(timed);
     cmt_scope_close(s);
     if (!tracked)
         for (uint64_t i = 0; i < n; i++)
@@ -255,7 +265,7 @@ __attribute__((noinline)) int cmt_bench_empty_call(int x)
 static void func_calls(struct job *j, uint64_t *rng)
 {
     int acc = (int)(*rng & 0xff);
-    pthread_barrier_wait(j->start);
+    setup_done(j);
     for (uint64_t i = 0; i < j->ops; i++)
         acc = cmt_bench_empty_call(acc) & 0xffff;
     call_sink = acc;
@@ -288,13 +298,26 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+static void usage(void)
+{
+    fprintf(stderr, "usage: micro [--spawn] WORKLOAD THREADS OPS_PER_THREAD\n"
+                    "  one thread runs on the main thread, in a process with no other;\n"
+                    "  --spawn runs it on a thread of its own, as two or more always are\n"
+                    "workloads:");
+    for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++)
+        fprintf(stderr, " %s", workloads[i].name);
+    fprintf(stderr, "\n");
+}
+
 int main(int argc, char **argv)
 {
+    bool spawn = argc > 1 && strcmp(argv[1], "--spawn") == 0;
+    if (spawn) {
+        argc--;
+        argv++;
+    }
     if (argc != 4) {
-        fprintf(stderr, "usage: micro WORKLOAD THREADS OPS_PER_THREAD\nworkloads:");
-        for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++)
-            fprintf(stderr, " %s", workloads[i].name);
-        fprintf(stderr, "\n");
+        usage();
         return 2;
     }
     const struct workload *w = NULL;
@@ -313,23 +336,35 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    /* A single-threaded program and one thread of a multi-threaded one are different
+     * cases for an allocator (glibc's and the tracker's skip work for the first): one
+     * thread runs where the program would, on the main thread, unless asked otherwise. */
+    bool on_main = threads == 1 && !spawn;
     pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
+    pthread_barrier_init(&start, NULL, on_main ? 1u : (unsigned)threads + 1);
     pthread_t tid[MAX_THREADS];
     struct job jobs[MAX_THREADS];
-    for (int i = 0; i < threads; i++) {
-        jobs[i] = (struct job){.w = w, .ops = ops, .index = i, .start = &start};
-        int err = pthread_create(&tid[i], NULL, thread_main, &jobs[i]);
-        if (err) {
-            fprintf(stderr, "micro: pthread_create: %s\n", strerror(err));
-            return 1;
+    double t0;
+    if (on_main) {
+        jobs[0] = (struct job){.w = w, .ops = ops, .index = 0, .start = &start};
+        /* The workload's setup runs before its barrier, which starts the clock here. */
+        jobs[0].t0 = &t0;
+        thread_main(&jobs[0]);
+    } else {
+        for (int i = 0; i < threads; i++) {
+            jobs[i] = (struct job){.w = w, .ops = ops, .index = i, .start = &start};
+            int err = pthread_create(&tid[i], NULL, thread_main, &jobs[i]);
+            if (err) {
+                fprintf(stderr, "micro: pthread_create: %s\n", strerror(err));
+                return 1;
+            }
         }
+        /* The clock starts when every thread has done its setup. */
+        pthread_barrier_wait(&start);
+        t0 = now_ns();
+        for (int i = 0; i < threads; i++)
+            pthread_join(tid[i], NULL);
     }
-    /* The clock starts when every thread has done its setup. */
-    pthread_barrier_wait(&start);
-    double t0 = now_ns();
-    for (int i = 0; i < threads; i++)
-        pthread_join(tid[i], NULL);
     double end = t0;
     for (int i = 0; i < threads; i++)
         if (jobs[i].end > end)
