@@ -227,11 +227,12 @@ bool cmt_record_alloc_in(struct cmt_thread *t, struct cmt_instance *inst, void *
 /* ---- the young slots (young.c): a single-threaded process's newest blocks ------------ */
 
 /* Fills young slot b, empty, with p's record in the target instance and counts the
- * allocation. The process has one thread, which is busy, and the target is its innermost
- * instance. */
+ * allocation, per stack too when stacks are on (with stack 0 when none could be taken). The
+ * process has one thread, which is busy, and the target is its innermost instance. */
 static inline __attribute__((always_inline)) void young_fill(struct cmt_thread *t,
                                                              struct cmt_block *b, uintptr_t p,
-                                                             size_t size, uint32_t stack)
+                                                             size_t size, uint32_t stack,
+                                                             bool stacks_on)
 {
     struct cmt_instance *inst = cmt_young.target;
     b->size_thread = ((uint64_t)size & CMT_SIZE_MASK) | ((uint64_t)t->number << CMT_SIZE_BITS);
@@ -251,7 +252,7 @@ static inline __attribute__((always_inline)) void young_fill(struct cmt_thread *
     uint64_t live = inst->own_bytes_allocated - inst->own_bytes_freed + cmt_young.target_far;
     if (live > inst->peak_live_bytes && live < (UINT64_C(1) << 63))
         inst->peak_live_bytes = live;
-    if (stack)
+    if (stacks_on)
         cmt_stackcount_note(t, inst, stack, size);
     cmt_totals_alloc(t, size);
     cmt_checkpoint_poll();
@@ -269,7 +270,8 @@ static CMT_NOINLINE void young_record_hard(struct cmt_thread *t, void *p, size_t
         record_alloc_slow(t, p, size);
         return;
     }
-    uint32_t stack = cmt_cfg.stack_depth ? cmt_stack_capture() : 0;
+    bool stacks_on = cmt_cfg.stack_depth != 0;
+    uint32_t stack = stacks_on ? cmt_stack_capture() : 0;
     uintptr_t u = (uintptr_t)p;
     struct cmt_block *b = cmt_young_slot(u);
     uintptr_t old = b->ptr;
@@ -282,7 +284,7 @@ static CMT_NOINLINE void young_record_hard(struct cmt_thread *t, void *p, size_t
             cmt_young_drop(b);
         atomic_signal_fence(memory_order_release);
     }
-    young_fill(t, b, u, size, stack);
+    young_fill(t, b, u, size, stack, stacks_on);
 }
 
 /* Records p, just allocated for size bytes, in the young slots, in the target instance. The
@@ -293,7 +295,7 @@ static inline __attribute__((always_inline)) void young_record(struct cmt_thread
     uintptr_t u = (uintptr_t)p;
     struct cmt_block *b = cmt_young_slot(u);
     if (cmt_likely(b->ptr == 0 && cmt_cfg.stack_depth == 0 && cmt_young.target == t->top))
-        young_fill(t, b, u, size, 0);
+        young_fill(t, b, u, size, 0, false);
     else
         young_record_hard(t, p, size);
 }
