@@ -511,23 +511,27 @@ static inline bool cmt_counts_as_owner(const struct cmt_thread *t,
            atomic_load_explicit(&inst->state, memory_order_relaxed) == CMT_STATE_OPEN;
 }
 
-/* Accounts an allocation of size bytes to inst, made by thread t. */
-static inline void cmt_instance_count_alloc_own(struct cmt_instance *inst, size_t size)
+/* Accounts an allocation of size bytes to inst by its owner, inst open; far_live is its far
+ * bytes allocated less far bytes freed, for the peak. */
+static inline void cmt_instance_count_alloc_own(struct cmt_instance *inst, size_t size,
+                                                uint64_t far_live)
 {
     inst->own_allocs++;
     inst->own_bytes_allocated += size;
-    uint64_t live = inst->own_bytes_allocated - inst->own_bytes_freed +
-                    atomic_load_explicit(&inst->far_bytes_allocated, memory_order_relaxed) -
-                    atomic_load_explicit(&inst->far_bytes_freed, memory_order_relaxed);
+    uint64_t live = inst->own_bytes_allocated - inst->own_bytes_freed + far_live;
     if (live > inst->peak_live_bytes && live < (UINT64_C(1) << 63))
         inst->peak_live_bytes = live;
 }
 
+/* Accounts an allocation of size bytes to inst, made by thread t. */
 static inline void cmt_instance_count_alloc(struct cmt_thread *t, struct cmt_instance *inst,
                                             size_t size)
 {
     if (cmt_likely(cmt_counts_as_owner(t, inst)))
-        cmt_instance_count_alloc_own(inst, size);
+        cmt_instance_count_alloc_own(
+            inst, size,
+            atomic_load_explicit(&inst->far_bytes_allocated, memory_order_relaxed) -
+                atomic_load_explicit(&inst->far_bytes_freed, memory_order_relaxed));
     else
         cmt_instance_count_alloc_far(inst, size);
 }

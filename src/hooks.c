@@ -247,11 +247,7 @@ static inline __attribute__((always_inline)) void young_fill(struct cmt_thread *
      * target, and a closing instance takes its blocks to the table. Its far counts cannot
      * change while the process has one thread: their difference is kept. */
     inst->young_blocks++;
-    inst->own_allocs++;
-    inst->own_bytes_allocated += size;
-    uint64_t live = inst->own_bytes_allocated - inst->own_bytes_freed + cmt_young.target_far;
-    if (live > inst->peak_live_bytes && live < (UINT64_C(1) << 63))
-        inst->peak_live_bytes = live;
+    cmt_instance_count_alloc_own(inst, size, cmt_young.target_far);
     if (stacks_on)
         cmt_stackcount_note(t, inst, stack, size);
     cmt_totals_alloc(t, size);
