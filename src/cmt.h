@@ -124,6 +124,9 @@ struct cmt_shard {
     uint32_t count;                 /* used slots */
     uint32_t quarantined;           /* of them, CMT_BLOCK_QUARANTINED blocks (bulk.c) */
     uint32_t mask;                  /* capacity - 1; capacity 0 before the first insert */
+    /* The count at which the next claim grows the shard first: the load limit, 0 before the
+     * first insert. One comparison on the hot path. */
+    uint32_t room;
     struct cmt_block *slots;
 } CMT_ALIGNED;
 
@@ -193,10 +196,7 @@ bool cmt_shard_make_room(struct cmt_table *tab, struct cmt_shard *s);
 static inline struct cmt_block *cmt_shard_claim(struct cmt_table *tab, struct cmt_shard *s,
                                                 uintptr_t ptr)
 {
-    if (cmt_unlikely(!s->slots ||
-                     (uint64_t)(s->count + 1) * CMT_SHARD_MAX_LOAD_DEN >
-                         (uint64_t)(s->mask + 1) * CMT_SHARD_MAX_LOAD_NUM) &&
-        !cmt_shard_make_room(tab, s))
+    if (cmt_unlikely(s->count >= s->room) && !cmt_shard_make_room(tab, s))
         return NULL;
     uint32_t i = cmt_shard_probe(s, ptr);
     if (s->slots[i].ptr == 0)

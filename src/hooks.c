@@ -190,8 +190,10 @@ static CMT_NOINLINE struct cmt_instance *owner_slow(struct cmt_thread *t)
 /* Records p, just returned by an allocator for size bytes, in inst. The table entry, the
  * scope's counters and the per-stack count change in one critical section of p's shard, so
  * that fork, which holds every shard lock, never sees one without the others. */
-static inline bool record_alloc_in(struct cmt_thread *t, struct cmt_instance *inst, void *p,
-                                   size_t size, uint32_t flags)
+static inline __attribute__((always_inline)) bool record_alloc_in(struct cmt_thread *t,
+                                                                  struct cmt_instance *inst,
+                                                                  void *p, size_t size,
+                                                                  uint32_t flags)
 {
     uint64_t size_thread =
         ((uint64_t)size & CMT_SIZE_MASK) | ((uint64_t)t->number << CMT_SIZE_BITS);
@@ -354,7 +356,8 @@ static CMT_NOINLINE void record_alloc_slow(struct cmt_thread *t, void *p, size_t
         cmt_hooks_untracked_add(p);     /* no memory for the table: keep its free working */
 }
 
-static inline void record_alloc(struct cmt_thread *t, void *p, size_t size)
+static inline __attribute__((always_inline)) void record_alloc(struct cmt_thread *t, void *p,
+                                                               size_t size)
 {
     /* The common case: one thread, allocating in the scope it allocated in last time. */
     struct cmt_instance *inst = t->top;
@@ -380,17 +383,11 @@ bool cmt_lookup_block(struct cmt_thread *t, void *p, struct cmt_block *out)
  * record_alloc_in), when p is a live block of `instance` (of any, for UINT32_MAX). *free_fn
  * gets the allocator the block goes back to: NULL for the next allocator, else its scope's
  * own. False when p is no such block. */
-static inline bool take_block(struct cmt_thread *t, uintptr_t p, uint32_t instance,
-                              cmt_free_fn_t *free_fn)
+static inline __attribute__((always_inline)) bool take_table_block(struct cmt_thread *t,
+                                                                   uintptr_t p,
+                                                                   uint32_t instance,
+                                                                   cmt_free_fn_t *free_fn)
 {
-    struct cmt_block *yb = young_find(t, p);
-    if (cmt_likely(yb != NULL)) {
-        if (instance != UINT32_MAX && yb->instance != instance)
-            return false;
-        *free_fn = NULL;    /* young blocks come from the next allocator */
-        young_take(t, yb);
-        return true;
-    }
     cmt_young_settle();
     struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, p);
     struct cmt_block *b = cmt_shard_find(s, p);
@@ -414,6 +411,21 @@ static inline bool take_block(struct cmt_thread *t, uintptr_t p, uint32_t instan
     atomic_store_explicit(grave_of(p), p, memory_order_relaxed);
     cmt_checkpoint_poll();
     return true;
+}
+
+/* As take_table_block, for a block wherever it is: in a young slot or in the table. */
+static inline bool take_block(struct cmt_thread *t, uintptr_t p, uint32_t instance,
+                              cmt_free_fn_t *free_fn)
+{
+    struct cmt_block *yb = young_find(t, p);
+    if (cmt_likely(yb != NULL)) {
+        if (instance != UINT32_MAX && yb->instance != instance)
+            return false;
+        *free_fn = NULL;    /* young blocks come from the next allocator */
+        young_take(t, yb);
+        return true;
+    }
+    return take_table_block(t, p, instance, free_fn);
 }
 
 bool cmt_take_block(struct cmt_thread *t, void *p, uint32_t instance, cmt_free_fn_t *free_fn)
@@ -523,12 +535,12 @@ static void *forwarded(void *p)
 
 /* ---- the interposed entry points ---------------------------------------------------- */
 
-/* The young slots' hot path may run: the tracker is ready with nothing pending, t is not
- * inside it already, and the process has one thread. */
-static inline bool young_ready(const struct cmt_thread *t)
+/* Calls are recorded: the tracker is ready with nothing pending, and t is not inside it
+ * already. route()'s common case, inline in the entry points that run most. */
+static inline bool tracking(const struct cmt_thread *t)
 {
-    return !t->busy && atomic_load_explicit(&cmt_ready, memory_order_relaxed) == CMT_READY &&
-           cmt_solo();
+    return cmt_likely(!t->busy &&
+                      atomic_load_explicit(&cmt_ready, memory_order_relaxed) == CMT_READY);
 }
 
 static CMT_NOINLINE void *malloc_slow(struct cmt_thread *t, size_t size)
@@ -552,12 +564,11 @@ static CMT_NOINLINE void *malloc_slow(struct cmt_thread *t, size_t size)
 CMT_EXPORT void *malloc(size_t size)
 {
     struct cmt_thread *t = &cmt_self;
-    struct cmt_instance *inst = t->top;
-    if (cmt_likely(inst == cmt_young.target && inst != NULL && young_ready(t))) {
+    if (tracking(t)) {
         t->busy = 1;
         void *p = cmt_next.malloc(size);
         if (cmt_likely(p != NULL))
-            young_record(t, p, size);
+            record_alloc(t, p, size);
         t->busy = 0;
         return p;
     }
@@ -589,6 +600,32 @@ CMT_EXPORT void *calloc(size_t n, size_t size)
     return p;
 }
 
+/* The rest of a free(p) whose p is not a live block of the next allocator: a block of a
+ * scope's own allocator (found), or no live block at all (see free_unknown). t is busy. */
+static CMT_NOINLINE void free_rest(struct cmt_thread *t, void *p, bool found,
+                                   cmt_free_fn_t free_fn)
+{
+    if (found)
+        free_custom(t, p, free_fn);
+    else if (free_unknown(t, p, "free"))
+        cmt_next.free(p);
+}
+
+/* free(p) of a p, not NULL, that is in no young slot t may take; t is busy, and is not
+ * when this returns. The table's blocks take this way. */
+static CMT_NOINLINE void free_table(struct cmt_thread *t, void *p)
+{
+    cmt_free_fn_t free_fn = NULL;
+    bool found = take_table_block(t, (uintptr_t)p, UINT32_MAX, &free_fn);
+    if (cmt_likely(found && !free_fn)) {
+        t->busy = 0;
+        cmt_next.free(p);
+        return;
+    }
+    free_rest(t, p, found, free_fn);
+    t->busy = 0;
+}
+
 static CMT_NOINLINE void free_slow(struct cmt_thread *t, void *p)
 {
     if (!p)
@@ -610,34 +647,33 @@ static CMT_NOINLINE void free_slow(struct cmt_thread *t, void *p)
         return;
     }
     t->busy = 1;
-    cmt_free_fn_t free_fn;
-    if (cmt_likely(take_block(t, (uintptr_t)p, UINT32_MAX, &free_fn))) {
-        if (cmt_likely(!free_fn))
-            cmt_next.free(p);
-        else
-            free_custom(t, p, free_fn);
-    } else if (free_unknown(t, p, "free")) {
+    cmt_free_fn_t free_fn = NULL;
+    bool found = take_block(t, (uintptr_t)p, UINT32_MAX, &free_fn);
+    if (cmt_likely(found && !free_fn))
         cmt_next.free(p);
-    }
+    else
+        free_rest(t, p, found, free_fn);
     t->busy = 0;
 }
 
 CMT_EXPORT void free(void *p)
 {
     struct cmt_thread *t = &cmt_self;
-    struct cmt_block *b = cmt_young_slot((uintptr_t)p);
-    if (cmt_likely(young_ready(t))) {
-        /* Busy before the slot is looked at: a signal handler's call can then no longer
-         * change it between the look and the take. */
+    if (tracking(t) && cmt_likely(p != NULL)) {
+        /* Busy before the young slot is looked at: a signal handler's call can then no
+         * longer change it between the look and the take. */
         t->busy = 1;
-        if (cmt_likely(__atomic_load_n(&b->ptr, __ATOMIC_RELAXED) == (uintptr_t)p && p)) {
+        struct cmt_block *b = cmt_young_slot((uintptr_t)p);
+        if (cmt_likely(__atomic_load_n(&b->ptr, __ATOMIC_RELAXED) == (uintptr_t)p) &&
+            cmt_solo()) {
             young_take(t, b);
             /* The record is gone: the next allocator's free is the program's own again. */
             t->busy = 0;
             cmt_next.free(p);
             return;
         }
-        t->busy = 0;
+        free_table(t, p);
+        return;
     }
     free_slow(t, p);
 }

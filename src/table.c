@@ -34,6 +34,7 @@ static CMT_NOINLINE bool shard_grow(struct cmt_shard *s)
     struct cmt_block *old = s->slots;
     s->slots = slots;
     s->mask = new_cap - 1;
+    s->room = (uint32_t)((uint64_t)new_cap * CMT_SHARD_MAX_LOAD_NUM / CMT_SHARD_MAX_LOAD_DEN);
     for (uint32_t i = 0; i < old_cap; i++) {
         if (old[i].ptr == 0)
             continue;
@@ -49,12 +50,15 @@ static CMT_NOINLINE bool shard_grow(struct cmt_shard *s)
 
 bool cmt_shard_make_room(struct cmt_table *tab, struct cmt_shard *s)
 {
-    if (!shard_grow(s) && (!s->slots || s->count + 1 > s->mask)) {
-        if (!atomic_exchange(&tab->oom_said, 1))
-            cmt_diag("out of memory for the block table; new blocks go untracked");
-        return false;
+    if (shard_grow(s))
+        return true;
+    if (s->slots && s->count + 1 <= s->mask) {
+        s->room = s->count + 1;     /* fuller than the limit, and growing again next time */
+        return true;
     }
-    return true;
+    if (!atomic_exchange(&tab->oom_said, 1))
+        cmt_diag("out of memory for the block table; new blocks go untracked");
+    return false;
 }
 
 bool cmt_shard_insert(struct cmt_table *tab, struct cmt_shard *s, const struct cmt_block *b)
