@@ -243,37 +243,52 @@ size_t cmt_table_count_live(struct cmt_table *tab);
 void cmt_table_lock_all(struct cmt_table *tab);
 void cmt_table_unlock_all(struct cmt_table *tab);
 
-/* ---- young.c: a single-threaded process's newest blocks, outside the table ---------- */
+/* ---- young.c: each thread's newest blocks, outside the table ------------------------ */
 
-/* While the process has one thread, nothing but that thread can look at a block between its
- * allocation and its free, so its newest blocks are kept in a small direct-mapped array
- * instead of the sharded table: no hash, no lock, no probe, and a block freed young never
- * reaches the table at all. "One thread" is glibc's __libc_single_threaded, which
- * pthread_create and thrd_create clear before the new thread exists; glibc's own malloc
- * skips its locks on the same word. A young block moves to the table when another address
- * takes its slot, when its scope instance closes, and when the process gets a second thread:
- * the first tracked call that sees two threads moves them all (cmt_young_settle). Every
- * lookup of one block (free, realloc, malloc_usable_size, the pool calls) looks here before
- * the table; the report walks both. */
+/* A thread's newest blocks are kept in a small direct-mapped array of its own, its young set,
+ * instead of the sharded table: no hash, no shard lock, no probe, plain stores, and a block
+ * freed young never reaches the table at all. Only the owner fills and empties its slots. A
+ * young block moves to the table when another of the owner's blocks takes its slot, when its
+ * scope instance closes, and when the owner exits.
+ *
+ * Another thread may free a young block (a block handed over soon after it was made): it
+ * looks in the table first and then in the other threads' sets, with the block's shard
+ * locked, and claims the slot by swapping its address for the address with the low bit set
+ * (a claimed slot: the block is gone, and its owner empties the slot when it next passes).
+ * The owner moves a block to the table under the same shard lock, so the block is found in
+ * one place or the other, never in neither.
+ *
+ * fork() must not copy a set in the middle of its owner's change: fork's prepare handler
+ * closes a gate and waits until no owner is between cmt_young_enter and cmt_young_leave
+ * (with a bounded wait: an owner stopped there for good cannot hang the fork). The owner
+ * announces itself with a sequentially consistent store before it looks at the gate, which
+ * makes the two sides see each other. */
 #define CMT_YOUNG_SLOTS 256u
+/* Threads past this many at once keep their blocks in the table only. */
+#define CMT_YOUNG_SETS 64u
+#define CMT_YOUNG_CLAIMED ((uintptr_t)1)
+
+struct cmt_young_set {
+    /* The instance the owner's allocations go to here: its innermost scope as last found
+     * eligible (owned by it, open, neither bulk nor with its own allocator, no signal:
+     * window or inspected function active); NULL when none. Others may only clear it. */
+    struct cmt_instance *_Atomic target;
+    atomic_uint owner;          /* the owning thread's number; 0 while the set is free */
+    atomic_int changing;        /* the owner is changing the slots (see cmt_young_enter) */
+    /* Some slot may be in use: set with every target, cleared when the set is emptied.
+     * Lets a walk skip the slots in one load. */
+    atomic_bool any;
+    /* Records as in the table; ptr 0 marks an empty slot, ptr | CMT_YOUNG_CLAIMED a claimed
+     * one. A slot is written ptr last and emptied ptr first, so that a reader sees a block
+     * whole or not at all. */
+    _Alignas(CMT_CACHELINE) struct cmt_block slot[CMT_YOUNG_SLOTS];
+};
 
 struct cmt_young {
-    /* The instance the hot path records into: the thread's innermost scope as last found
-     * eligible (owned by that thread, open, neither bulk nor with its own allocator, no
-     * signal: window or inspected function active); NULL when none. */
-    struct cmt_instance *target;
-    uint32_t target_id;         /* its id, UINT32_MAX with no target */
-    /* Some slot may hold a block: set by every allocation recorded here, cleared when a
-     * flush has emptied them all. Lets the other paths skip the slots in one load. */
-    bool any;
-    cmt_spinlock lock;          /* moving blocks to the table: one mover at a time */
-    /* The target's far bytes allocated less far bytes freed: only other threads change
-     * them. */
-    uint64_t target_far;
-    /* Records as in the table; ptr 0 marks an empty slot. A slot is written ptr last and
-     * emptied ptr first, so that a report written from a signal handler that interrupted the
-     * thread sees a block whole or not at all. */
-    _Alignas(CMT_CACHELINE) struct cmt_block slot[CMT_YOUNG_SLOTS];
+    atomic_int gate;            /* nonzero while fork() prepares: no owner may begin */
+    atomic_uint sets;           /* set[0 .. sets) have been made */
+    cmt_spinlock lock;          /* handing sets out and taking them back; held across fork */
+    struct cmt_young_set *_Atomic set[CMT_YOUNG_SETS];
 };
 
 extern struct cmt_young cmt_young;
@@ -288,43 +303,76 @@ static inline bool cmt_solo(void)
 #endif
 }
 
-/* The slot an address goes to: neighbouring blocks to neighbouring slots. */
-static inline struct cmt_block *cmt_young_slot(uintptr_t ptr)
+/* The slot of y an address goes to: neighbouring blocks to neighbouring slots. */
+static inline struct cmt_block *cmt_young_slot(struct cmt_young_set *y, uintptr_t ptr)
 {
-    return &cmt_young.slot[(ptr >> CMT_SHARD_GRANULE_SHIFT) & (CMT_YOUNG_SLOTS - 1)];
+    return &y->slot[(ptr >> CMT_SHARD_GRANULE_SHIFT) & (CMT_YOUNG_SLOTS - 1)];
 }
 
-/* Moves the block in slot b to the table and empties the slot. A block the table has no
- * memory for is handed to the hooks' untracked set so that its free still goes through. */
-void cmt_young_evict(struct cmt_block *b);
-/* Empties slot b, whose record is stale: its block was freed while the tracker was busy, and
- * the next allocator has handed the same address out again. */
-void cmt_young_drop(struct cmt_block *b);
-/* Moves every young block to the table and forgets the target. */
-void cmt_young_flush(void);
-/* Once the process has more than one thread, moves the young blocks to the table if some are
- * left; called by every tracked path that is not the single-threaded one before it looks at
- * the table. One relaxed load when there is nothing to do. */
-static inline void cmt_young_settle(void)
+/* Waits while fork() is prepared, then enters y (see cmt_young_enter). */
+void cmt_young_wait_gate(struct cmt_young_set *y);
+
+/* The owner of y is about to change its slots or the counts of its blocks; waits while
+ * fork() is being prepared. cmt_young_leave(y) ends the change. */
+static inline void cmt_young_enter(struct cmt_young_set *y)
 {
-    if (cmt_unlikely(__atomic_load_n(&cmt_young.any, __ATOMIC_RELAXED)) && !cmt_solo())
-        cmt_young_flush();
+    /* Alone, no other thread can be forking. With others, the store must be visible before
+     * the gate is read (see the comment above struct cmt_young_set). */
+    if (cmt_likely(cmt_solo()))
+        return;
+    atomic_store_explicit(&y->changing, 1, memory_order_seq_cst);
+    if (cmt_unlikely(atomic_load_explicit(&cmt_young.gate, memory_order_seq_cst))) {
+        atomic_store_explicit(&y->changing, 0, memory_order_release);
+        cmt_young_wait_gate(y);
+    }
 }
-/* inst is closing: its young blocks move to the table, and it stops being the target. */
+
+static inline void cmt_young_leave(struct cmt_young_set *y)
+{
+    atomic_store_explicit(&y->changing, 0, memory_order_release);
+}
+
+/* Moves the block in slot b (of the caller's own set, entered) to the table and empties the
+ * slot; a claimed slot is only emptied. A block the table has no memory for is handed to the
+ * hooks' untracked set so that its free still goes through. */
+void cmt_young_evict(struct cmt_block *b);
+/* Empties slot b, whose record is stale (its block was freed while the tracker was busy, and
+ * the next allocator has handed the same address out again) or claimed. */
+void cmt_young_drop(struct cmt_block *b);
+/* The caller's young set for an allocation now, made or handed out on first use; NULL when
+ * there is none to have (every set is taken, or out of memory: the thread then looks again
+ * only after many allocations). */
+struct cmt_thread;
+struct cmt_young_set *cmt_young_acquire(struct cmt_thread *t);
+/* t is exiting (its instances are closed): empties its set and gives it back. */
+void cmt_young_thread_exit(struct cmt_thread *t);
+/* With p's shard locked and p not in the table: looks for p among the other threads' young
+ * blocks and, when it is there and of `instance` (any for UINT32_MAX), claims it and copies
+ * its record to *out. */
+bool cmt_young_claim(const struct cmt_thread *t, uintptr_t p, uint32_t instance,
+                     struct cmt_block *out);
+/* The same, without claiming: a copy of p's record, from another thread's set. */
+bool cmt_young_peek(const struct cmt_thread *t, uintptr_t p, struct cmt_block *out);
+/* inst, owned by the caller, is closing: its young blocks move to the table, and it stops
+ * being the target. */
 struct cmt_instance;
-void cmt_young_release(struct cmt_instance *inst);
-/* Makes inst (checked eligible) the target. */
-void cmt_young_set_target(struct cmt_instance *inst);
-/* Forgets the target, so that the next allocation checks its instance again (a signal:
- * window opened, an inspected function began to be looked for). */
+void cmt_young_release(struct cmt_thread *t, struct cmt_instance *inst);
+/* Makes inst (checked eligible) y's target. */
+void cmt_young_set_target(struct cmt_young_set *y, struct cmt_instance *inst);
+/* Forgets every set's target, so that the next allocation checks its instance again (a
+ * signal: window opened, an inspected function began to be looked for). */
 void cmt_young_retarget(void);
-/* Calls fn for every young block. Lock-free and async-signal-safe; for the report. */
+/* Calls fn for every young block of every set. Lock-free and async-signal-safe, for the
+ * report: a block its owner changes meanwhile is skipped. */
 void cmt_young_foreach(void (*fn)(const struct cmt_block *b, void *arg), void *arg);
-/* The number of young blocks (a walk of the slots). */
+/* The number of young blocks (a walk of the sets). */
 size_t cmt_young_count(void);
-/* Held across fork(), before the live table's shards (a move takes shard locks). */
-void cmt_young_lock(void);
-void cmt_young_unlock(void);
+/* fork(): before every other tracker lock, closes the gate and waits for the owners; after,
+ * opens it. The child also moves the other threads' young blocks to the table, since those
+ * threads do not exist in it. */
+void cmt_young_fork_prepare(void);
+void cmt_young_fork_parent(void);
+void cmt_young_fork_child(const struct cmt_thread *t);
 
 /* ---- scope.c: scope instances, their counters and the scope names ------------------- */
 
@@ -366,7 +414,7 @@ struct cmt_instance {
     uint8_t kind;                   /* enum cmt_scope_kind */
     atomic_uint state;              /* CMT_STATE_* */
     uint64_t own_bulk_freed;        /* blocks bulk-freed at close, by the owner */
-    uint32_t young_blocks;          /* of its blocks, those in the young slots (young.c) */
+    uint32_t young_blocks;          /* of its blocks, those in its owner's young set (young.c) */
     /* The scope's own allocator (cmt_scope_open_with), or NULL for the next allocator. */
     void *(*malloc_fn)(size_t);
     cmt_free_fn_t free_fn;
@@ -479,6 +527,8 @@ struct cmt_thread {
     int64_t live_delta;             /* live bytes not yet folded into the process total */
     int64_t peak_seen;              /* highest process live bytes this thread has seen */
     void *expect_free;              /* a scope's free_fn is handing this block back */
+    struct cmt_young_set *young;    /* its young set (young.c), NULL until it has one */
+    uint32_t young_retry;           /* allocations before it asks for a set again */
 };
 
 enum { CMT_THREAD_NEW = 0, CMT_THREAD_LIVE = 1, CMT_THREAD_GONE = 2 };

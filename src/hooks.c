@@ -226,30 +226,31 @@ bool cmt_record_alloc_in(struct cmt_thread *t, struct cmt_instance *inst, void *
     return record_alloc_in(t, inst, p, size, inst->malloc_fn ? CMT_BLOCK_CUSTOM : 0);
 }
 
-/* ---- the young slots (young.c): a single-threaded process's newest blocks ------------ */
+/* ---- the young sets (young.c): each thread's newest blocks ------------------------- */
 
-/* Fills young slot b, empty, with p's record in the target instance and counts the
- * allocation, per stack too when stacks are on (with stack 0 when none could be taken). The
- * process has one thread, which is busy, and the target is its innermost instance. */
+/* Fills slot b of t's young set, empty, with p's record in the target instance and counts
+ * the allocation, per stack too when stacks are on (with stack 0 when none could be taken).
+ * t is busy, has entered y, and the target is its innermost instance. */
 static inline __attribute__((always_inline)) void young_fill(struct cmt_thread *t,
+                                                             struct cmt_instance *inst,
                                                              struct cmt_block *b, uintptr_t p,
                                                              size_t size, uint32_t stack,
                                                              bool stacks_on)
 {
-    struct cmt_instance *inst = cmt_young.target;
     b->size_thread = ((uint64_t)size & CMT_SIZE_MASK) | ((uint64_t)t->number << CMT_SIZE_BITS);
     b->instance = inst->id;
     b->stack = stack;
     b->seq = ++t->seq;
     b->flags = 0;
-    cmt_young.any = true;
-    atomic_signal_fence(memory_order_release);
-    __atomic_store_n(&b->ptr, p, __ATOMIC_RELAXED);
+    /* Published last: whoever sees p here sees the record whole. */
+    __atomic_store_n(&b->ptr, p, __ATOMIC_RELEASE);
     /* A young block's instance is owned by this thread and open: checked when it became the
-     * target, and a closing instance takes its blocks to the table. Its far counts cannot
-     * change while the process has one thread: their difference is kept. */
+     * target, and a closing instance takes its blocks to the table. */
     inst->young_blocks++;
-    cmt_instance_count_alloc_own(inst, size, cmt_young.target_far);
+    cmt_instance_count_alloc_own(
+        inst, size,
+        atomic_load_explicit(&inst->far_bytes_allocated, memory_order_relaxed) -
+            atomic_load_explicit(&inst->far_bytes_freed, memory_order_relaxed));
     if (stacks_on)
         cmt_stackcount_note(t, inst, stack, size);
     cmt_totals_alloc(t, size);
@@ -260,65 +261,80 @@ static void record_alloc_slow(struct cmt_thread *t, void *p, size_t size);
 
 /* young_record's less common cases: a stack to capture, a slot that holds another block, or
  * a target that changed since the caller looked (a signal handler opened and closed a scope
- * meanwhile). */
-static CMT_NOINLINE void young_record_hard(struct cmt_thread *t, void *p, size_t size)
+ * meanwhile, or another thread forgot the target). */
+static CMT_NOINLINE void young_record_hard(struct cmt_thread *t, struct cmt_young_set *y,
+                                           void *p, size_t size)
 {
-    struct cmt_instance *inst = cmt_young.target;
+    bool stacks_on = cmt_cfg.stack_depth != 0;
+    uint32_t stack = 0;
+    if (stacks_on) {
+        /* Outside the change: an unwinder may wait on a lock that fork() holds. */
+        cmt_young_leave(y);
+        stack = cmt_stack_capture();
+        cmt_young_enter(y);
+    }
+    struct cmt_instance *inst = atomic_load_explicit(&y->target, memory_order_relaxed);
     if (inst == NULL || inst != t->top) {
+        cmt_young_leave(y);
         record_alloc_slow(t, p, size);
+        cmt_young_enter(y);     /* the caller leaves */
         return;
     }
-    bool stacks_on = cmt_cfg.stack_depth != 0;
-    uint32_t stack = stacks_on ? cmt_stack_capture() : 0;
     uintptr_t u = (uintptr_t)p;
-    struct cmt_block *b = cmt_young_slot(u);
-    uintptr_t old = b->ptr;
+    struct cmt_block *b = cmt_young_slot(y, u);
+    uintptr_t old = __atomic_load_n(&b->ptr, __ATOMIC_ACQUIRE);
     if (old != 0) {
         /* The same address again is a stale record (its block was freed while the tracker
-         * was busy), dropped as the table would; another block goes to the table. */
+         * was busy), dropped as the table would; another block goes to the table, and a
+         * claimed slot is emptied. */
         if (old != u)
             cmt_young_evict(b);
         else
             cmt_young_drop(b);
-        atomic_signal_fence(memory_order_release);
     }
-    young_fill(t, b, u, size, stack, stacks_on);
+    young_fill(t, inst, b, u, size, stack, stacks_on);
 }
 
-/* Records p, just allocated for size bytes, in the young slots, in the target instance. The
- * process has one thread, and it is busy. */
-static inline __attribute__((always_inline)) void young_record(struct cmt_thread *t, void *p,
-                                                               size_t size)
+/* Records p, just allocated for size bytes, in t's young set y, in its target instance. t
+ * is busy and has entered y. */
+static inline __attribute__((always_inline)) void young_record(struct cmt_thread *t,
+                                                               struct cmt_young_set *y,
+                                                               void *p, size_t size)
 {
     uintptr_t u = (uintptr_t)p;
-    struct cmt_block *b = cmt_young_slot(u);
-    if (cmt_likely(b->ptr == 0 && cmt_cfg.stack_depth == 0 && cmt_young.target == t->top))
-        young_fill(t, b, u, size, 0, false);
+    struct cmt_block *b = cmt_young_slot(y, u);
+    struct cmt_instance *inst = atomic_load_explicit(&y->target, memory_order_relaxed);
+    /* t->top is not NULL: the caller saw it equal the target. */
+    if (cmt_likely(b->ptr == 0 && cmt_cfg.stack_depth == 0 && inst == t->top))
+        young_fill(t, inst, b, u, size, 0, false);
     else
-        young_record_hard(t, p, size);
+        young_record_hard(t, y, p, size);
 }
 
-/* p's young slot when p is a young block this call may take (one thread, and not a call
- * made from a signal handler that interrupted the tracker); else NULL. */
+/* p's slot in t's young set when p is a young block this call may take (not a call made
+ * from a signal handler that interrupted the tracker); else NULL. */
 static inline struct cmt_block *young_find(const struct cmt_thread *t, uintptr_t p)
 {
-    struct cmt_block *b = cmt_young_slot(p);
-    if (__atomic_load_n(&b->ptr, __ATOMIC_RELAXED) == p && cmt_solo() && t->busy == 1)
-        return b;
-    return NULL;
+    struct cmt_young_set *y = t->young;
+    if (!y || t->busy != 1)
+        return NULL;
+    struct cmt_block *b = cmt_young_slot(y, p);
+    return __atomic_load_n(&b->ptr, __ATOMIC_RELAXED) == p ? b : NULL;
 }
 
-/* Empties young slot b and counts the free of its block. */
+/* Empties slot b of t's young set, entered, and counts the free of its block. */
 static inline __attribute__((always_inline)) void young_take(struct cmt_thread *t,
+                                                             struct cmt_young_set *y,
                                                              struct cmt_block *b)
 {
     uintptr_t p = b->ptr;
     size_t size = cmt_block_size(b);
     uint32_t id = b->instance;
-    struct cmt_instance *inst =
-        cmt_likely(id == cmt_young.target_id) ? cmt_young.target : cmt_instance_get(id);
-    __atomic_store_n(&b->ptr, 0, __ATOMIC_RELAXED);
-    /* Owned by this thread and open, as every young block's instance (see young_record). */
+    struct cmt_instance *inst = atomic_load_explicit(&y->target, memory_order_relaxed);
+    if (cmt_unlikely(inst == NULL || inst->id != id))
+        inst = cmt_instance_get(id);
+    __atomic_store_n(&b->ptr, 0, __ATOMIC_RELEASE);
+    /* Owned by this thread and open, as every young block's instance (see young_fill). */
     inst->young_blocks--;
     inst->own_frees++;
     inst->own_bytes_freed += size;
@@ -330,7 +346,7 @@ static inline __attribute__((always_inline)) void young_take(struct cmt_thread *
 /* Can the hot path record into inst, t's allocation owner? */
 static bool young_eligible(const struct cmt_thread *t, const struct cmt_instance *inst)
 {
-    return cmt_solo() && t->busy == 1 && t->state == CMT_THREAD_LIVE && inst == t->top &&
+    return t->busy == 1 && t->state == CMT_THREAD_LIVE && inst == t->top &&
            cmt_counts_as_owner(t, inst) && !(inst->flags & CMT_INST_BULK) &&
            !inst->malloc_fn &&
            !atomic_load_explicit(&cmt_envscope_inspect, memory_order_relaxed) &&
@@ -346,12 +362,14 @@ static CMT_NOINLINE void record_alloc_slow(struct cmt_thread *t, void *p, size_t
         atomic_load_explicit(&cmt_envscope_inspect, memory_order_relaxed) ||
         (inst->kind == CMT_KIND_GLOBAL && atomic_load_explicit(&cmt_window, memory_order_relaxed)))
         inst = owner_slow(t);
-    if (young_eligible(t, inst)) {
-        cmt_young_set_target(inst);
-        young_record(t, p, size);
+    struct cmt_young_set *y;
+    if (young_eligible(t, inst) && (y = cmt_young_acquire(t)) != NULL) {
+        cmt_young_set_target(y, inst);
+        cmt_young_enter(y);
+        young_record(t, y, p, size);
+        cmt_young_leave(y);
         return;
     }
-    cmt_young_settle();
     if (cmt_unlikely(!record_alloc_in(t, inst, p, size, 0)))
         cmt_hooks_untracked_add(p);     /* no memory for the table: keep its free working */
 }
@@ -359,10 +377,14 @@ static CMT_NOINLINE void record_alloc_slow(struct cmt_thread *t, void *p, size_t
 static inline __attribute__((always_inline)) void record_alloc(struct cmt_thread *t, void *p,
                                                                size_t size)
 {
-    /* The common case: one thread, allocating in the scope it allocated in last time. */
+    /* The common case: allocating in the scope this thread allocated in last time. */
+    struct cmt_young_set *y = t->young;
     struct cmt_instance *inst = t->top;
-    if (cmt_likely(inst == cmt_young.target && inst != NULL && cmt_solo())) {
-        young_record(t, p, size);
+    if (cmt_likely(y != NULL && inst != NULL &&
+                   inst == atomic_load_explicit(&y->target, memory_order_relaxed))) {
+        cmt_young_enter(y);
+        young_record(t, y, p, size);
+        cmt_young_leave(y);
         return;
     }
     record_alloc_slow(t, p, size);
@@ -370,13 +392,22 @@ static inline __attribute__((always_inline)) void record_alloc(struct cmt_thread
 
 bool cmt_lookup_block(struct cmt_thread *t, void *p, struct cmt_block *out)
 {
-    struct cmt_block *yb = young_find(t, (uintptr_t)p);
+    uintptr_t u = (uintptr_t)p;
+    struct cmt_block *yb = young_find(t, u);
     if (yb) {
         *out = *yb;
         return true;
     }
-    cmt_young_settle();
-    return cmt_table_lookup(&cmt_live, (uintptr_t)p, out);
+    /* Under the shard lock, which a move from a young set to the table takes too. */
+    struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, u);
+    struct cmt_block *b = cmt_shard_find(s, u);
+    bool found = b != NULL;
+    if (found)
+        *out = *b;
+    else
+        found = cmt_young_peek(t, u, out);
+    cmt_shard_unlock(s);
+    return found;
 }
 
 /* Takes p out of the table and counts its free, in one critical section of its shard (see
@@ -388,21 +419,34 @@ static inline __attribute__((always_inline)) bool take_table_block(struct cmt_th
                                                                    uint32_t instance,
                                                                    cmt_free_fn_t *free_fn)
 {
-    cmt_young_settle();
     struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, p);
     struct cmt_block *b = cmt_shard_find(s, p);
-    /* A quarantined block stays: the caller reports a stale free. */
-    if (!b || (instance != UINT32_MAX && b->instance != instance) ||
-        cmt_unlikely(b->flags & CMT_BLOCK_QUARANTINED)) {
-        cmt_shard_unlock(s);
-        return false;
+    size_t size;
+    struct cmt_instance *inst;
+    if (cmt_likely(b != NULL)) {
+        /* A quarantined block stays: the caller reports a stale free. */
+        if ((instance != UINT32_MAX && b->instance != instance) ||
+            cmt_unlikely(b->flags & CMT_BLOCK_QUARANTINED)) {
+            cmt_shard_unlock(s);
+            return false;
+        }
+        /* Read from the slot itself, not from a copy (see cmt_shard_claim). */
+        size = cmt_block_size(b);
+        inst = cmt_instance_get(b->instance);
+        /* Read before the count: the last free of a closed instance lets it be reused. */
+        *free_fn = cmt_unlikely(b->flags & CMT_BLOCK_CUSTOM) ? inst->free_fn : NULL;
+        cmt_shard_delete(s, b);
+    } else {
+        /* Another thread's young block, handed over soon after it was made? */
+        struct cmt_block rec;
+        if (!cmt_young_claim(t, p, instance, &rec)) {
+            cmt_shard_unlock(s);
+            return false;
+        }
+        size = cmt_block_size(&rec);
+        inst = cmt_instance_get(rec.instance);
+        *free_fn = NULL;    /* young blocks come from the next allocator */
     }
-    /* Read from the slot itself, not from a copy (see cmt_shard_claim). */
-    size_t size = cmt_block_size(b);
-    struct cmt_instance *inst = cmt_instance_get(b->instance);
-    /* Read before the count: the last free of a closed instance lets it be reused. */
-    *free_fn = cmt_unlikely(b->flags & CMT_BLOCK_CUSTOM) ? inst->free_fn : NULL;
-    cmt_shard_delete(s, b);
     bool retire = cmt_instance_count_free(t, inst, size);
     cmt_shard_unlock(s);
     if (cmt_unlikely(retire))
@@ -413,7 +457,8 @@ static inline __attribute__((always_inline)) bool take_table_block(struct cmt_th
     return true;
 }
 
-/* As take_table_block, for a block wherever it is: in a young slot or in the table. */
+/* As take_table_block, for a block wherever it is: in t's young set, in the table or in
+ * another thread's young set. */
 static inline bool take_block(struct cmt_thread *t, uintptr_t p, uint32_t instance,
                               cmt_free_fn_t *free_fn)
 {
@@ -422,7 +467,9 @@ static inline bool take_block(struct cmt_thread *t, uintptr_t p, uint32_t instan
         if (instance != UINT32_MAX && yb->instance != instance)
             return false;
         *free_fn = NULL;    /* young blocks come from the next allocator */
-        young_take(t, yb);
+        cmt_young_enter(t->young);
+        young_take(t, t->young, yb);
+        cmt_young_leave(t->young);
         return true;
     }
     return take_table_block(t, p, instance, free_fn);
@@ -663,14 +710,19 @@ CMT_EXPORT void free(void *p)
         /* Busy before the young slot is looked at: a signal handler's call can then no
          * longer change it between the look and the take. */
         t->busy = 1;
-        struct cmt_block *b = cmt_young_slot((uintptr_t)p);
-        if (cmt_likely(__atomic_load_n(&b->ptr, __ATOMIC_RELAXED) == (uintptr_t)p) &&
-            cmt_solo()) {
-            young_take(t, b);
-            /* The record is gone: the next allocator's free is the program's own again. */
-            t->busy = 0;
-            cmt_next.free(p);
-            return;
+        struct cmt_young_set *y = t->young;
+        if (cmt_likely(y != NULL)) {
+            struct cmt_block *b = cmt_young_slot(y, (uintptr_t)p);
+            if (cmt_likely(__atomic_load_n(&b->ptr, __ATOMIC_RELAXED) == (uintptr_t)p)) {
+                cmt_young_enter(y);
+                young_take(t, y, b);
+                cmt_young_leave(y);
+                /* The record is gone: the next allocator's free is the program's own
+                 * again. */
+                t->busy = 0;
+                cmt_next.free(p);
+                return;
+            }
         }
         free_table(t, p);
         return;
@@ -704,23 +756,28 @@ static CMT_NOINLINE void *realloc_unknown(struct cmt_thread *t, void *p, size_t 
     return NULL;
 }
 
-/* realloc of young block p, in young slot yb: as the table's path below, with nobody else
- * to see the block meanwhile. */
+/* realloc of young block p, in slot yb of t's young set: as the table's path below, with
+ * nobody else to take the block meanwhile. */
 static void *realloc_young(struct cmt_thread *t, struct cmt_block *yb, void *p, size_t size)
 {
+    struct cmt_young_set *y = t->young;
+    cmt_young_enter(y);
     struct cmt_block b = *yb;
     size_t old_size = cmt_block_size(&b);
     struct cmt_instance *inst = cmt_instance_get(b.instance);
-    __atomic_store_n(&yb->ptr, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&yb->ptr, 0, __ATOMIC_RELEASE);
     inst->young_blocks--;
     cmt_instance_count_free(t, inst, old_size);     /* open: never the last of a closed one */
+    cmt_young_leave(y);
     void *q = cmt_next.realloc(p, size);
     if (q == NULL && size != 0) {
-        /* Failed: p is untouched and still live. Its slot is still empty: calls nested in
-         * the next allocator's are forwarded, and nobody else runs. */
+        /* Failed: p is untouched and still live. Its slot is still empty: only its owner
+         * fills it, and calls nested in the next allocator's are forwarded. */
+        cmt_young_enter(y);
         *yb = b;
         inst->young_blocks++;
         cmt_instance_undo_free(t, inst, old_size);
+        cmt_young_leave(y);
         return NULL;
     }
     cmt_totals_free(t, old_size);
@@ -728,10 +785,13 @@ static void *realloc_young(struct cmt_thread *t, struct cmt_block *yb, void *p, 
         atomic_store_explicit(grave_of((uintptr_t)p), (uintptr_t)p, memory_order_relaxed);
     if (q != NULL) {
         /* The target only while it is the innermost scope: young_record records in that. */
-        if (inst == cmt_young.target && inst == t->top)
-            young_record(t, q, size);
-        else if (!record_alloc_in(t, inst, q, size, 0))
+        if (inst == atomic_load_explicit(&y->target, memory_order_relaxed) && inst == t->top) {
+            cmt_young_enter(y);
+            young_record(t, y, q, size);
+            cmt_young_leave(y);
+        } else if (!record_alloc_in(t, inst, q, size, 0)) {
             cmt_hooks_untracked_add(q);
+        }
     }
     return q;
 }
@@ -774,19 +834,20 @@ CMT_EXPORT void *realloc(void *p, size_t size)
         t->busy = 0;
         return q;
     }
-    cmt_young_settle();
     struct cmt_block b;
     struct cmt_shard *s = cmt_table_lock_ptr(&cmt_live, (uintptr_t)p);
     /* Looked at where it is, and taken out only when this realloc goes ahead (a quarantined
-     * block stays: realloc_unknown reports the stale realloc). */
+     * block stays: realloc_unknown reports the stale realloc). Another thread's young block
+     * is claimed, and goes on as if it had been taken out of the table. */
     struct cmt_block *slot = cmt_shard_find(s, (uintptr_t)p);
-    if (cmt_unlikely(!slot || (slot->flags & CMT_BLOCK_QUARANTINED))) {
+    bool claimed = !slot && cmt_young_claim(t, (uintptr_t)p, UINT32_MAX, &b);
+    if (cmt_unlikely(!claimed && (!slot || (slot->flags & CMT_BLOCK_QUARANTINED)))) {
         cmt_shard_unlock(s);
         q = realloc_unknown(t, p, size);
         t->busy = 0;
         return q;
     }
-    if (cmt_unlikely(slot->flags & CMT_BLOCK_CUSTOM)) {
+    if (cmt_unlikely(!claimed && (slot->flags & CMT_BLOCK_CUSTOM))) {
         /* The next allocator never saw this block; its scope's allocator has no realloc. */
         cmt_shard_unlock(s);
         cmt_diag_limited(&custom_free_budget, "realloc of %p, a block of a scope with its own "
@@ -799,8 +860,10 @@ CMT_EXPORT void *realloc(void *p, size_t size)
      * old one's scope. The free is counted now, with the record taken out before the next
      * allocator may release p; a hold on the instance keeps it from being retired until the
      * new block is counted in it. */
-    b = *slot;
-    cmt_shard_delete(s, slot);
+    if (!claimed) {
+        b = *slot;
+        cmt_shard_delete(s, slot);
+    }
     size_t old_size = cmt_block_size(&b);
     struct cmt_instance *inst = cmt_instance_get(b.instance);
     cmt_instance_hold(inst);

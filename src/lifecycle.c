@@ -22,8 +22,10 @@ static atomic_int phase;
 static void fork_prepare(void)
 {
     cmt_self.busy++;
-    cmt_report_lock();      /* first: a report being written takes the locks below */
-    cmt_young_lock();       /* a move of young blocks takes table and arena locks */
+    /* First: a thread changing its young set may write a checkpoint, capture a stack or
+     * move a block to the table, which takes the locks below. */
+    cmt_young_fork_prepare();
+    cmt_report_lock();      /* a report being written takes the locks below */
     cmt_scope_lock_all();
     cmt_bulk_lock_all();
     cmt_stack_lock_all();   /* before the arena lock: adding a stack takes it */
@@ -40,8 +42,8 @@ static void fork_parent(void)
     cmt_stack_unlock_all();
     cmt_bulk_unlock_all();
     cmt_scope_unlock_all();
-    cmt_young_unlock();
     cmt_report_unlock();
+    cmt_young_fork_parent();
     cmt_self.busy--;
 }
 
@@ -55,8 +57,8 @@ static void fork_child(void)
     cmt_scope_unlock_all();
     cmt_scope_after_fork_child();
     cmt_thread_after_fork_child();
-    cmt_young_unlock();
     cmt_report_unlock();
+    cmt_young_fork_child(&cmt_self);    /* moves blocks to the table: after its unlock */
     cmt_ending_after_fork_child();
     cmt_self.busy--;
 }

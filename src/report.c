@@ -408,12 +408,10 @@ static void mark_sc(const struct cmt_stackcount_entry *e, void *arg)
 static void gather(struct gather *g, bool careful)
 {
     memset(g, 0, sizeof *g);
-    if (careful) {
+    if (careful)
         walk_careful(g);
-    } else {
-        cmt_young_settle();
+    else
         cmt_table_foreach(&cmt_live, leak_visit, g);
-    }
     cmt_young_foreach(leak_visit, g);
     g->stacks = cmt_stack_count();
     g->stack_used_size = ((size_t)g->stacks >> 3) + 1;

@@ -234,7 +234,7 @@ struct cmt_instance *cmt_instance_open(struct cmt_thread *t, uint32_t name, uint
  * shared reference count. Returns the blocks it owned at close, bulk-freed ones included. */
 static uint64_t instance_finish(struct cmt_thread *t, struct cmt_instance *inst)
 {
-    cmt_young_release(inst);    /* its young blocks are counted like the others from now on */
+    cmt_young_release(t, inst); /* its young blocks are counted like the others from now on */
     uint64_t bulk_freed = (inst->flags & CMT_INST_BULK) ? cmt_bulk_free(t, inst) : 0;
     int64_t own_live = (int64_t)(inst->own_allocs - inst->own_frees - inst->own_bulk_freed);
     atomic_store_explicit(&inst->state, CMT_STATE_CLOSED, memory_order_release);

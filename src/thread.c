@@ -35,6 +35,7 @@ static void thread_exit(void *arg)
                      cmt_name_string(inst->name));
         cmt_instance_close(t, inst);
     }
+    cmt_young_thread_exit(t);   /* empty now but for blocks other threads claimed */
     cmt_stackcount_thread_exit();
     cmt_totals_flush(t);
     t->state = CMT_THREAD_GONE;

@@ -1,12 +1,12 @@
 /*
- * check_young.c — the young slots (src/young.c): a single-threaded process's newest blocks,
- * kept out of the live table, must be accounted for exactly as if they were in it.
+ * check_young.c — the young sets (src/young.c): each thread's newest blocks, kept out of the
+ * live table, must be accounted for exactly as if they were in it.
  *
  * Runs inside a process with the library under test preloaded; Check forks each test from a
- * process that has one thread, so each starts with the young slots in use. Every test first
- * asserts that premise, then moves blocks across the edges of the design: a second thread
- * appearing while young blocks live, more blocks than slots, scopes closing on young blocks,
- * realloc between scopes, double frees, fork, and the live count the API reports.
+ * process that has one thread. Every test first asserts that premise, then moves blocks
+ * across the edges of the design: more blocks than slots, scopes closing on young blocks,
+ * realloc between scopes, double frees, fork, the live count the API reports, and other
+ * threads freeing, reallocating and sizing young blocks, before and after their maker exits.
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -52,9 +52,8 @@ static void *free_all(void *arg)
     return NULL;
 }
 
-/* Blocks made while the process was alone are freed by a thread started later: the first
- * call that sees two threads moves every young block to the table, where the other thread
- * finds them. */
+/* Blocks made while the process was alone are freed by a thread started later, which finds
+ * them in the main thread's young set. */
 START_TEST(blocks_made_alone_are_freed_by_a_later_thread)
 {
     assert_alone();
@@ -326,6 +325,178 @@ START_TEST(fork_child_frees_the_young_blocks)
 }
 END_TEST
 
+/* ---- other threads' young blocks ------------------------------------------------------ */
+
+/* A thread that makes blocks in a scope of its own, hands them over and waits, alive, while
+ * the main thread does something with them; then frees whatever the main thread gave back
+ * and closes its scope. 64 blocks of 24 bytes lie in 64 chunks of 32 bytes: 128 granules,
+ * one slot each, so that every block is still young when it is handed over. */
+enum { HANDED = 64, HANDED_SIZE = 24 };
+
+struct maker {
+    pthread_barrier_t made, done;
+    void *blocks[HANDED];
+    cmt_scope_t scope;
+    int64_t live_at_close;
+    struct cmt_scope_stats before_close;
+};
+
+static void *make_and_wait(void *arg)
+{
+    struct maker *m = arg;
+    m->scope = cmt_scope_open("made-elsewhere", 0);
+    for (unsigned i = 0; i < HANDED; i++) {
+        m->blocks[i] = malloc(HANDED_SIZE);
+        if (m->blocks[i])
+            memset(m->blocks[i], (int)i, HANDED_SIZE);
+    }
+    pthread_barrier_wait(&m->made);
+    pthread_barrier_wait(&m->done);     /* the main thread works on the blocks meanwhile */
+    for (unsigned i = 0; i < HANDED; i++)
+        free(m->blocks[i]);             /* what it handed back, NULL for what it freed */
+    cmt_scope_stats(m->scope, &m->before_close);
+    m->live_at_close = cmt_scope_close(m->scope);
+    return NULL;
+}
+
+/* Starts a maker and waits until its blocks are made; false when no thread could start. */
+static bool start_maker(struct maker *m, pthread_t *th)
+{
+    memset(m, 0, sizeof *m);
+    pthread_barrier_init(&m->made, NULL, 2);
+    pthread_barrier_init(&m->done, NULL, 2);
+    if (pthread_create(th, NULL, make_and_wait, m) != 0)
+        return false;
+    pthread_barrier_wait(&m->made);
+    return true;
+}
+
+static void finish_maker(struct maker *m, pthread_t th)
+{
+    pthread_barrier_wait(&m->done);
+    pthread_join(th, NULL);
+    pthread_barrier_destroy(&m->made);
+    pthread_barrier_destroy(&m->done);
+}
+
+/* The maker's scope, just before it closed: `allocations` blocks made in it, as many freed,
+ * whichever thread freed them; it closed owning none. */
+static void assert_maker_balanced(const struct maker *m, uint64_t allocations)
+{
+    const struct cmt_scope_stats *st = &m->before_close;
+    ck_assert_msg(st->allocations == allocations && st->frees == allocations &&
+                      st->live_blocks == 0 && st->live_bytes == 0,
+                  "the maker's scope: expected %llu allocations, as many frees, none live; got "
+                  "%llu, %llu, %llu of %llu bytes", (unsigned long long)allocations,
+                  (unsigned long long)st->allocations, (unsigned long long)st->frees,
+                  (unsigned long long)st->live_blocks, (unsigned long long)st->live_bytes);
+    ck_assert_int_eq(m->live_at_close, 0);
+}
+
+/* Freed by another thread while their maker is alive: each free finds its block in the
+ * maker's young set and counts in the maker's scope. */
+START_TEST(young_blocks_freed_by_another_thread)
+{
+    assert_alone();
+    static struct maker m;
+    pthread_t th;
+    ck_assert(start_maker(&m, &th));
+    cmt_stats_snap();
+    unsigned intact = 0;
+    for (unsigned i = 0; i < HANDED; i++) {
+        unsigned char *p = m.blocks[i];
+        intact += p && p[0] == (unsigned char)i && p[HANDED_SIZE - 1] == (unsigned char)i;
+        free(p);
+        m.blocks[i] = NULL;
+    }
+    struct cmt_process_stats d = cmt_stats_delta();
+    finish_maker(&m, th);
+    ck_assert_uint_eq(intact, HANDED);
+    ck_assert_msg(d.frees == HANDED && d.allocations == 0 && d.invalid_frees == 0 &&
+                      d.double_frees == 0 && d.live_blocks == (uint64_t)-HANDED &&
+                      d.live_bytes == (uint64_t)-(HANDED * HANDED_SIZE),
+                  "expected %d frees of %d bytes, nothing invalid or double; got %llu frees, "
+                  "%llu invalid, %llu double, live moved by %lld blocks and %lld bytes",
+                  HANDED, HANDED * HANDED_SIZE, (unsigned long long)d.frees,
+                  (unsigned long long)d.invalid_frees, (unsigned long long)d.double_frees,
+                  (long long)d.live_blocks, (long long)d.live_bytes);
+    assert_maker_balanced(&m, HANDED);
+}
+END_TEST
+
+/* Another thread asks the size of the maker's young blocks and reallocs them; the blocks it
+ * gets back stay in the maker's scope, and the maker frees them. */
+START_TEST(young_blocks_realloced_by_another_thread)
+{
+    assert_alone();
+    static struct maker m;
+    pthread_t th;
+    ck_assert(start_maker(&m, &th));
+    cmt_stats_snap();
+    unsigned sized = 0, intact = 0;
+    for (unsigned i = 0; i < HANDED; i++) {
+        size_t usable = malloc_usable_size(m.blocks[i]);
+        sized += usable >= HANDED_SIZE && usable < HANDED_SIZE + 32;
+        unsigned char *q = realloc(m.blocks[i], HANDED_SIZE + 1000);
+        if (q) {
+            intact += q[0] == (unsigned char)i && q[HANDED_SIZE - 1] == (unsigned char)i;
+            m.blocks[i] = q;
+        }
+    }
+    struct cmt_process_stats d = cmt_stats_delta();
+    finish_maker(&m, th);
+    ck_assert_uint_eq(sized, HANDED);
+    ck_assert_uint_eq(intact, HANDED);
+    ck_assert_msg(d.allocations == HANDED && d.frees == HANDED && d.invalid_frees == 0 &&
+                      d.live_blocks == 0 && d.live_bytes == HANDED * 1000,
+                  "expected %d reallocs (one allocation and one free each) growing live "
+                  "bytes by %d; got %llu allocations, %llu frees, %llu invalid, live moved "
+                  "by %lld blocks and %lld bytes", HANDED, HANDED * 1000,
+                  (unsigned long long)d.allocations, (unsigned long long)d.frees,
+                  (unsigned long long)d.invalid_frees, (long long)d.live_blocks,
+                  (long long)d.live_bytes);
+    assert_maker_balanced(&m, 2 * HANDED);
+}
+END_TEST
+
+/* Half the blocks are freed while their maker lives, the rest after it has exited: its
+ * exit moves them to the table, and lets go of the slots the first half were claimed from. */
+START_TEST(young_blocks_outlive_their_thread)
+{
+    assert_alone();
+    static struct maker m;
+    pthread_t th;
+    ck_assert(start_maker(&m, &th));
+    cmt_stats_snap();
+    for (unsigned i = 0; i < HANDED / 2; i++) {
+        free(m.blocks[i]);
+        m.blocks[i] = NULL;
+    }
+    struct cmt_process_stats alive = cmt_stats_delta();
+    void *rest[HANDED / 2];
+    memcpy(rest, m.blocks + HANDED / 2, sizeof rest);
+    memset(m.blocks + HANDED / 2, 0, sizeof rest);  /* the maker frees none of them */
+    finish_maker(&m, th);
+    cmt_stats_snap();
+    for (unsigned i = 0; i < HANDED / 2; i++)
+        free(rest[i]);
+    struct cmt_process_stats gone = cmt_stats_delta();
+    ck_assert_msg(alive.frees == HANDED / 2 && alive.invalid_frees == 0,
+                  "while the maker lives: expected %d frees, none invalid; got %llu, %llu",
+                  HANDED / 2, (unsigned long long)alive.frees,
+                  (unsigned long long)alive.invalid_frees);
+    ck_assert_msg(gone.frees == HANDED / 2 && gone.invalid_frees == 0 &&
+                      gone.double_frees == 0 && gone.live_blocks == (uint64_t)-(HANDED / 2) &&
+                      gone.live_bytes == (uint64_t)-(HANDED / 2 * HANDED_SIZE),
+                  "after the maker exited: expected %d frees, nothing invalid or double; got "
+                  "%llu frees, %llu invalid, %llu double, live moved by %lld blocks and %lld "
+                  "bytes", HANDED / 2, (unsigned long long)gone.frees,
+                  (unsigned long long)gone.invalid_frees, (unsigned long long)gone.double_frees,
+                  (long long)gone.live_blocks, (long long)gone.live_bytes);
+    ck_assert_int_eq(m.live_at_close, HANDED / 2);  /* its scope closed on the rest */
+}
+END_TEST
+
 static Suite *young_suite(void)
 {
     Suite *s = suite_create("young");
@@ -341,6 +512,9 @@ static Suite *young_suite(void)
 
     tc = tcase_create("then two");
     tcase_add_test(tc, blocks_made_alone_are_freed_by_a_later_thread);
+    tcase_add_test(tc, young_blocks_freed_by_another_thread);
+    tcase_add_test(tc, young_blocks_realloced_by_another_thread);
+    tcase_add_test(tc, young_blocks_outlive_their_thread);
     suite_add_tcase(s, tc);
     return s;
 }
