@@ -518,6 +518,15 @@ void cmt_bulk_unlock_all(void);
 
 /* ---- thread.c: per-thread state ----------------------------------------------------- */
 
+/* A thread's sampling clock (timeline.c): tracked events left before it next looks at the
+ * time, how many it lets pass between looks (1 to 256: fewer when its events are far apart in
+ * time), and when it last looked. */
+struct cmt_timeline_clock {
+    int32_t countdown;          /* the look comes when it goes below 0 */
+    uint32_t step;
+    uint64_t last_look_ns;
+};
+
 struct cmt_thread {
     int busy;                       /* inside the tracker: nested calls are forwarded */
     int state;                      /* CMT_THREAD_* */
@@ -529,6 +538,9 @@ struct cmt_thread {
     void *expect_free;              /* a scope's free_fn is handing this block back */
     struct cmt_young_set *young;    /* its young set (young.c), NULL until it has one */
     uint32_t young_retry;           /* allocations before it asks for a set again */
+    /* Here rather than in a TLS variable of its own: every call counts it down, and this
+     * block's address is already at hand. */
+    struct cmt_timeline_clock clock;
 };
 
 enum { CMT_THREAD_NEW = 0, CMT_THREAD_LIVE = 1, CMT_THREAD_GONE = 2 };
@@ -869,14 +881,6 @@ struct cmt_timeline_sample {
     uint64_t live[CMT_TIMELINE_TOP + 1];
 };
 
-/* A thread's sampling clock: tracked events left before it next looks at the time, how many
- * it lets pass between looks (1 to 256: fewer when its events are far apart in time), and
- * when it last looked. */
-struct cmt_timeline_clock {
-    uint32_t countdown, step;
-    uint64_t last_look_ns;
-};
-extern __thread struct cmt_timeline_clock cmt_timeline_clock CMT_TLS;
 /* A look at the clock, from cmt_clock_look: adapts the thread's step and takes a sample
  * when its time has come. */
 void cmt_timeline_tick(void);
@@ -906,7 +910,7 @@ void cmt_clock_look(void);
  * when calls are far apart in time, see timeline.c). Never blocks. */
 static inline void cmt_checkpoint_poll(void)
 {
-    if (cmt_unlikely(cmt_timeline_clock.countdown-- == 0))
+    if (cmt_unlikely(--cmt_self.clock.countdown < 0))
         cmt_clock_look();
 }
 

@@ -254,7 +254,6 @@ static inline __attribute__((always_inline)) void young_fill(struct cmt_thread *
     if (stacks_on)
         cmt_stackcount_note(t, inst, stack, size);
     cmt_totals_alloc(t, size);
-    cmt_checkpoint_poll();
 }
 
 static void record_alloc_slow(struct cmt_thread *t, void *p, size_t size);
@@ -340,6 +339,13 @@ static inline __attribute__((always_inline)) void young_take(struct cmt_thread *
     inst->own_bytes_freed += size;
     cmt_totals_free(t, size);
     atomic_store_explicit(grave_of(p), p, memory_order_relaxed);
+}
+
+/* Ends t's change of its young set y, then polls the clocks: a checkpoint may write a
+ * report, which is better done outside a change that fork() waits for. */
+static inline __attribute__((always_inline)) void young_done(struct cmt_young_set *y)
+{
+    cmt_young_leave(y);
     cmt_checkpoint_poll();
 }
 
@@ -367,7 +373,7 @@ static CMT_NOINLINE void record_alloc_slow(struct cmt_thread *t, void *p, size_t
         cmt_young_set_target(y, inst);
         cmt_young_enter(y);
         young_record(t, y, p, size);
-        cmt_young_leave(y);
+        young_done(y);
         return;
     }
     if (cmt_unlikely(!record_alloc_in(t, inst, p, size, 0)))
@@ -384,7 +390,7 @@ static inline __attribute__((always_inline)) void record_alloc(struct cmt_thread
                    inst == atomic_load_explicit(&y->target, memory_order_relaxed))) {
         cmt_young_enter(y);
         young_record(t, y, p, size);
-        cmt_young_leave(y);
+        young_done(y);
         return;
     }
     record_alloc_slow(t, p, size);
@@ -469,7 +475,7 @@ static inline bool take_block(struct cmt_thread *t, uintptr_t p, uint32_t instan
         *free_fn = NULL;    /* young blocks come from the next allocator */
         cmt_young_enter(t->young);
         young_take(t, t->young, yb);
-        cmt_young_leave(t->young);
+        young_done(t->young);
         return true;
     }
     return take_table_block(t, p, instance, free_fn);
@@ -716,7 +722,7 @@ CMT_EXPORT void free(void *p)
             if (cmt_likely(__atomic_load_n(&b->ptr, __ATOMIC_RELAXED) == (uintptr_t)p)) {
                 cmt_young_enter(y);
                 young_take(t, y, b);
-                cmt_young_leave(y);
+                young_done(y);
                 /* The record is gone: the next allocator's free is the program's own
                  * again. */
                 t->busy = 0;
@@ -788,7 +794,7 @@ static void *realloc_young(struct cmt_thread *t, struct cmt_block *yb, void *p, 
         if (inst == atomic_load_explicit(&y->target, memory_order_relaxed) && inst == t->top) {
             cmt_young_enter(y);
             young_record(t, y, q, size);
-            cmt_young_leave(y);
+            young_done(y);
         } else if (!record_alloc_in(t, inst, q, size, 0)) {
             cmt_hooks_untracked_add(q);
         }

@@ -35,8 +35,6 @@
  * sample walks every instance record: about 5 us for the first thousand, measured). */
 #define COST_FACTOR 100u
 
-__thread struct cmt_timeline_clock cmt_timeline_clock CMT_TLS;
-
 /* One sample as stored: `t` doubles as the row's version. The sampler sets it to 0 before
  * rewriting the row and to the sample's time after, so that a reader that sees the same
  * non-zero t before and after copying the row has a whole sample. */
@@ -246,7 +244,7 @@ out:
 
 void cmt_timeline_tick(void)
 {
-    struct cmt_timeline_clock *c = &cmt_timeline_clock;
+    struct cmt_timeline_clock *c = &cmt_self.clock;
     uint64_t mono = now_ns(CLOCK_MONOTONIC);
     /* A stale interval only makes the step adapt a little late. */
     uint64_t interval = atomic_load_explicit(&tl.interval_ns, memory_order_relaxed);
@@ -262,7 +260,7 @@ void cmt_timeline_tick(void)
     else if (since < interval / 16 && c->step < EVENTS_PER_LOOK_MAX)
         c->step *= 2;
     c->last_look_ns = mono;
-    c->countdown = c->step - 1;
+    c->countdown = (int32_t)c->step - 1;
     if (mono >= atomic_load_explicit(&tl.next_ns, memory_order_relaxed))
         sample(mono);
 }
