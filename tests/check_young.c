@@ -288,20 +288,16 @@ START_TEST(usable_size_of_a_young_block)
 }
 END_TEST
 
-/* A fork child inherits the young blocks and frees them as its own. */
-START_TEST(fork_child_frees_the_young_blocks)
+/* Frees blocks[0 .. n) in a fork child, and asserts that the child counted n frees of
+ * inherited blocks and nothing invalid or double. The parent's blocks are untouched. */
+static void assert_child_frees(void *const *blocks, unsigned n)
 {
-    assert_alone();
-    enum { N = 50 };
-    void *blocks[N];
-    for (unsigned i = 0; i < N; i++)
-        blocks[i] = malloc(size_of(i));
     int fds[2];
     ck_assert_int_eq(pipe(fds), 0);
     pid_t pid = fork();
     if (pid == 0) {
         cmt_stats_snap();
-        for (unsigned i = 0; i < N; i++)
+        for (unsigned i = 0; i < n; i++)
             free(blocks[i]);
         struct cmt_process_stats d = cmt_stats_delta();
         ssize_t w = write(fds[1], &d, sizeof d);
@@ -312,16 +308,29 @@ START_TEST(fork_child_frees_the_young_blocks)
     ssize_t got = read(fds[0], &d, sizeof d);
     int status;
     waitpid(pid, &status, 0);
-    for (unsigned i = 0; i < N; i++)
-        free(blocks[i]);
+    close(fds[0]);
+    close(fds[1]);
     ck_assert_int_eq(got, (ssize_t)sizeof d);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    ck_assert_msg(d.frees == N && d.live_blocks == (uint64_t)-N && d.invalid_frees == 0 &&
-                      d.double_frees == 0,
-                  "child: expected %d frees of inherited blocks, none invalid or double; got "
-                  "%llu frees, live moved by %lld, %llu invalid, %llu double", N,
+    ck_assert_msg(d.frees == n && d.live_blocks == (uint64_t)-(int64_t)n &&
+                      d.invalid_frees == 0 && d.double_frees == 0,
+                  "child: expected %u frees of inherited blocks, none invalid or double; got "
+                  "%llu frees, live moved by %lld, %llu invalid, %llu double", n,
                   (unsigned long long)d.frees, (long long)d.live_blocks,
                   (unsigned long long)d.invalid_frees, (unsigned long long)d.double_frees);
+}
+
+/* A fork child inherits the young blocks and frees them as its own. */
+START_TEST(fork_child_frees_the_young_blocks)
+{
+    assert_alone();
+    enum { N = 50 };
+    void *blocks[N];
+    for (unsigned i = 0; i < N; i++)
+        blocks[i] = malloc(size_of(i));
+    assert_child_frees(blocks, N);
+    for (unsigned i = 0; i < N; i++)
+        free(blocks[i]);
 }
 END_TEST
 
@@ -497,6 +506,21 @@ START_TEST(young_blocks_outlive_their_thread)
 }
 END_TEST
 
+/* A fork child inherits the young blocks of a thread it does not have: it can free them,
+ * and each free counts once. */
+START_TEST(fork_child_frees_another_threads_young_blocks)
+{
+    assert_alone();
+    static struct maker m;
+    pthread_t th;
+    ck_assert(start_maker(&m, &th));
+    assert_child_frees(m.blocks, HANDED);
+    finish_maker(&m, th);
+    /* The parent's maker frees them all itself: nothing the child did reached it. */
+    assert_maker_balanced(&m, HANDED);
+}
+END_TEST
+
 static Suite *young_suite(void)
 {
     Suite *s = suite_create("young");
@@ -515,6 +539,7 @@ static Suite *young_suite(void)
     tcase_add_test(tc, young_blocks_freed_by_another_thread);
     tcase_add_test(tc, young_blocks_realloced_by_another_thread);
     tcase_add_test(tc, young_blocks_outlive_their_thread);
+    tcase_add_test(tc, fork_child_frees_another_threads_young_blocks);
     suite_add_tcase(s, tc);
     return s;
 }
