@@ -521,6 +521,79 @@ START_TEST(fork_child_frees_another_threads_young_blocks)
 }
 END_TEST
 
+/* ---- more threads than young sets ---------------------------------------------------- */
+
+/* RING threads, more than there are young sets (CMT_YOUNG_SETS, 64): some allocate through
+ * the table only. Each passes its blocks to its neighbour, which frees them: most frees are
+ * of another thread's block, young or not. */
+enum { RING = 80, RING_BLOCKS = 4000, RING_PLACES = 16 };
+
+static void *ring_place[RING][RING_PLACES];
+static pthread_barrier_t ring_start;
+static unsigned ring_damaged[RING];
+
+static void *ring_worker(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    unsigned char tag = (unsigned char)(id + 1);
+    pthread_barrier_wait(&ring_start);
+    for (unsigned i = 0; i < RING_BLOCKS; i++) {
+        size_t size = 16 + i % 200;
+        unsigned char *p = malloc(size);
+        if (!p)
+            abort();
+        p[0] = tag;
+        p[size - 1] = tag;
+        /* Take what the neighbour on one side left here, hand p to the other side, and get
+         * back whatever of this thread's that neighbour has not taken yet. */
+        unsigned char *in = __atomic_exchange_n(&ring_place[id][i % RING_PLACES], NULL,
+                                                __ATOMIC_ACQ_REL);
+        unsigned char *back = __atomic_exchange_n(
+            &ring_place[(id + 1) % RING][i % RING_PLACES], p, __ATOMIC_ACQ_REL);
+        if (in && in[0] != (unsigned char)((id + RING - 1) % RING + 1))
+            ring_damaged[id]++;
+        if (back && back[0] != tag)
+            ring_damaged[id]++;
+        free(in);
+        free(back);
+    }
+    return NULL;
+}
+
+START_TEST(more_threads_than_young_sets)
+{
+    assert_alone();
+    memset(ring_place, 0, sizeof ring_place);
+    memset(ring_damaged, 0, sizeof ring_damaged);
+    pthread_barrier_init(&ring_start, NULL, RING);
+    cmt_stats_snap();
+    pthread_t th[RING];
+    for (unsigned i = 0; i < RING; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, ring_worker, (void *)(uintptr_t)i), 0);
+    for (unsigned i = 0; i < RING; i++)
+        pthread_join(th[i], NULL);
+    unsigned damaged = 0;
+    for (unsigned i = 0; i < RING; i++) {
+        damaged += ring_damaged[i];
+        for (unsigned k = 0; k < RING_PLACES; k++)
+            free(ring_place[i][k]);     /* the last blocks, not yet taken */
+    }
+    struct cmt_process_stats d = cmt_stats_delta();
+    pthread_barrier_destroy(&ring_start);
+    ck_assert_uint_eq(damaged, 0);
+    /* Thread creation allocates too (and frees most of it at join): the program's own
+     * blocks are at least RING * RING_BLOCKS, every one of them freed. */
+    ck_assert_msg(d.invalid_frees == 0 && d.double_frees == 0 &&
+                      d.allocations >= RING * RING_BLOCKS && d.frees >= RING * RING_BLOCKS &&
+                      d.allocations - d.frees == d.live_blocks,
+                  "expected at least %d allocations and frees, balanced, none invalid or "
+                  "double; got %llu allocations, %llu frees, live moved by %lld, %llu invalid, "
+                  "%llu double", RING * RING_BLOCKS, (unsigned long long)d.allocations,
+                  (unsigned long long)d.frees, (long long)d.live_blocks,
+                  (unsigned long long)d.invalid_frees, (unsigned long long)d.double_frees);
+}
+END_TEST
+
 static Suite *young_suite(void)
 {
     Suite *s = suite_create("young");
@@ -540,6 +613,8 @@ static Suite *young_suite(void)
     tcase_add_test(tc, young_blocks_realloced_by_another_thread);
     tcase_add_test(tc, young_blocks_outlive_their_thread);
     tcase_add_test(tc, fork_child_frees_another_threads_young_blocks);
+    tcase_add_test(tc, more_threads_than_young_sets);
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;
 }
