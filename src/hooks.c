@@ -416,10 +416,10 @@ bool cmt_lookup_block(struct cmt_thread *t, void *p, struct cmt_block *out)
     return found;
 }
 
-/* Takes p out of the table and counts its free, in one critical section of its shard (see
- * record_alloc_in), when p is a live block of `instance` (of any, for UINT32_MAX). *free_fn
- * gets the allocator the block goes back to: NULL for the next allocator, else its scope's
- * own. False when p is no such block. */
+/* Takes p out of the table, or claims it from another thread's young set, and counts its
+ * free, in one critical section of its shard (see record_alloc_in), when p is a live block
+ * of `instance` (of any, for UINT32_MAX). *free_fn gets the allocator the block goes back
+ * to: NULL for the next allocator, else its scope's own. False when p is no such block. */
 static inline __attribute__((always_inline)) bool take_table_block(struct cmt_thread *t,
                                                                    uintptr_t p,
                                                                    uint32_t instance,
@@ -596,6 +596,18 @@ static inline bool tracking(const struct cmt_thread *t)
                       atomic_load_explicit(&cmt_ready, memory_order_relaxed) == CMT_READY);
 }
 
+/* malloc(size), recorded: t is not busy, and the tracker is ready. */
+static inline __attribute__((always_inline)) void *malloc_tracked(struct cmt_thread *t,
+                                                                  size_t size)
+{
+    t->busy = 1;
+    void *p = cmt_next.malloc(size);
+    if (cmt_likely(p != NULL))
+        record_alloc(t, p, size);
+    t->busy = 0;
+    return p;
+}
+
 static CMT_NOINLINE void *malloc_slow(struct cmt_thread *t, size_t size)
 {
     switch (route(t)) {
@@ -606,25 +618,14 @@ static CMT_NOINLINE void *malloc_slow(struct cmt_thread *t, size_t size)
     case ROUTE_FORWARD:
         return forwarded(cmt_next.malloc(size));
     }
-    t->busy = 1;
-    void *p = cmt_next.malloc(size);
-    if (cmt_likely(p != NULL))
-        record_alloc(t, p, size);
-    t->busy = 0;
-    return p;
+    return malloc_tracked(t, size);
 }
 
 CMT_EXPORT void *malloc(size_t size)
 {
     struct cmt_thread *t = &cmt_self;
-    if (tracking(t)) {
-        t->busy = 1;
-        void *p = cmt_next.malloc(size);
-        if (cmt_likely(p != NULL))
-            record_alloc(t, p, size);
-        t->busy = 0;
-        return p;
-    }
+    if (tracking(t))
+        return malloc_tracked(t, size);
     return malloc_slow(t, size);
 }
 
@@ -665,7 +666,7 @@ static CMT_NOINLINE void free_rest(struct cmt_thread *t, void *p, bool found,
 }
 
 /* free(p) of a p, not NULL, that is in no young slot t may take; t is busy, and is not
- * when this returns. The table's blocks take this way. */
+ * when this returns. The table's blocks and other threads' young blocks take this way. */
 static CMT_NOINLINE void free_table(struct cmt_thread *t, void *p)
 {
     cmt_free_fn_t free_fn = NULL;
