@@ -245,6 +245,10 @@ struct gather {
     bool oom;
     uint64_t blocks, bytes;     /* every live block seen, with or without a leak entry */
     uint64_t skipped_shards;    /* careful walks: shards locked by somebody who never let go */
+    /* The young records the walk of the sets saw, by address (open addressing, ptr 0 for an
+     * empty entry); NULL when it saw none, or out of memory. */
+    struct cmt_block *seen;
+    bool seen_oom;
     uint8_t *stack_used;        /* bitmap of stack ids referenced */
     size_t stack_used_size;
     uint32_t stacks;            /* ids 1..stacks may be referenced */
@@ -319,6 +323,51 @@ static void leak_visit(const struct cmt_block *b, void *arg)
         l->sample[l->nsamples++] = b->ptr;
 }
 
+/* The young sets are walked before the table. A block always is in one or the other: its
+ * owner moves it to the table (under the shard lock) before it empties its slot. Walked in
+ * this order, a block moved meanwhile is seen in its slot and again in the table, never in
+ * neither; the table's copy of a record the sets' walk saw (same address, sequence number
+ * and thread) is then skipped. */
+#define SEEN_CAP (2u * CMT_YOUNG_SETS * CMT_YOUNG_SLOTS)
+
+static size_t seen_home(uintptr_t ptr)
+{
+    return (size_t)(((uint64_t)ptr * UINT64_C(0x9E3779B97F4A7C15)) >> 40) & (SEEN_CAP - 1);
+}
+
+static void young_visit(const struct cmt_block *b, void *arg)
+{
+    struct gather *g = arg;
+    leak_visit(b, g);
+    if (!g->seen && !g->seen_oom) {
+        g->seen = cmt_raw_map(SEEN_CAP * sizeof *g->seen);
+        g->seen_oom = g->seen == NULL;
+    }
+    if (!g->seen)
+        return;     /* out of memory: a block moved during the walk may be counted twice */
+    /* At most SEEN_CAP / 2 records: the sets hold no more, and the walk sees each slot once. */
+    size_t i = seen_home(b->ptr);
+    while (g->seen[i].ptr != 0)
+        i = (i + 1) & (SEEN_CAP - 1);
+    g->seen[i] = *b;
+}
+
+static bool seen_young(const struct gather *g, const struct cmt_block *b)
+{
+    for (size_t i = seen_home(b->ptr); g->seen[i].ptr != 0; i = (i + 1) & (SEEN_CAP - 1))
+        if (g->seen[i].ptr == b->ptr && g->seen[i].seq == b->seq &&
+            g->seen[i].size_thread == b->size_thread)
+            return true;
+    return false;
+}
+
+static void table_visit(const struct cmt_block *b, void *arg)
+{
+    struct gather *g = arg;
+    if (!g->seen || !seen_young(g, b))
+        leak_visit(b, g);
+}
+
 /* Takes a shard lock the way a signal handler may: the interrupted code of this very thread
  * may hold it and cannot let go until the handler returns, so give up after a while. Other
  * threads hold a shard lock for a few instructions. */
@@ -348,7 +397,7 @@ static void walk_careful(struct gather *g)
         if (s->slots)
             for (uint32_t i = 0; i <= s->mask; i++)
                 if (s->slots[i].ptr != 0)
-                    leak_visit(&s->slots[i], g);
+                    table_visit(&s->slots[i], g);
         cmt_spin_unlock(&s->lock);
     }
 }
@@ -408,11 +457,11 @@ static void mark_sc(const struct cmt_stackcount_entry *e, void *arg)
 static void gather(struct gather *g, bool careful)
 {
     memset(g, 0, sizeof *g);
+    cmt_young_foreach(young_visit, g);      /* first: see table_visit */
     if (careful)
         walk_careful(g);
     else
-        cmt_table_foreach(&cmt_live, leak_visit, g);
-    cmt_young_foreach(leak_visit, g);
+        cmt_table_foreach(&cmt_live, table_visit, g);
     g->stacks = cmt_stack_count();
     g->stack_used_size = ((size_t)g->stacks >> 3) + 1;
     g->stack_used = cmt_raw_map(g->stack_used_size);
@@ -429,6 +478,8 @@ static void gather(struct gather *g, bool careful)
 
 static void gather_release(struct gather *g)
 {
+    if (g->seen)
+        cmt_raw_unmap(g->seen, SEEN_CAP * sizeof *g->seen);
     if (g->slot)
         cmt_raw_unmap(g->slot, g->cap * sizeof *g->slot);
     if (g->stack_used)

@@ -8,7 +8,7 @@
  *                                exec PATH [ARG...], execlp FILE ARG, execwith FUNCTION,
  *                                exec-fail CODE,
  *                                fork CODE, kill TEMPLATE, rocwd CODE, fsize CODE, dtors LIB,
- *                                badfree
+ *                                badfree, race ROUNDS
  *
  * Every mode first leaks LEAK_BLOCKS blocks of LEAK_SIZE + i bytes from leak_here(), makes
  * and frees TEMP_BLOCKS others, and prints "pid=", "fn=" (leak_here's address) and one
@@ -19,7 +19,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "cymemtrack.h"
 
 #define LEAK_BLOCKS 3
 #define LEAK_SIZE 1000
@@ -130,6 +135,104 @@ static int make_cwd_read_only(void)
     int fd = open("probe", O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd >= 0 || errno != EACCES)
         return 126;
+    return 0;
+}
+
+/* race: a thread moves its blocks from its young set to the table while the main thread
+ * writes ROUNDS snapshots. In its scope "racer" it makes RACE_BATCH blocks at a time, which
+ * it keeps; then, in a nested scope "churn", it allocates and frees blocks of many sizes,
+ * whose slots push those out into the table. While a snapshot is written it makes no racer
+ * block and churns slowly, so that the racer blocks still in its young set move during the
+ * walk. For each snapshot, "race=BEFORE,AFTER": the racer blocks made before it began and
+ * after it ended (the same number): all live through the walk, each must be in the snapshot
+ * once. */
+#define RACE_BATCH 64
+#define RACE_BLOCKS 400000      /* at most, then the racer only churns */
+#define RACE_CHURN 64
+static atomic_ulong race_made;
+static atomic_bool race_stop, race_hold, race_held;
+static cmt_scope_t (*race_open)(const char *, unsigned);
+static int64_t (*race_close)(cmt_scope_t);
+static int (*race_snapshot)(const char *);
+
+static long long race_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* One free and allocation of churn's, in slot k, with a size that moves with i. */
+static void race_churn_one(void **churn, unsigned i)
+{
+    unsigned k = (i * 7) % RACE_CHURN;
+    free(churn[k]);
+    churn[k] = malloc(16 + (i * 37) % 2000);
+}
+
+static void *race_worker(void *arg)
+{
+    (void)arg;
+    void *churn[RACE_CHURN] = { 0 };
+    unsigned n = 0;
+    cmt_scope_t racer = race_open("racer", 0);
+    if (!racer)
+        _exit(127);
+    while (!atomic_load(&race_stop)) {
+        for (unsigned i = 0; i < RACE_BATCH && atomic_load(&race_made) < RACE_BLOCKS; i++) {
+            char *p = malloc(24 + (n + i) % 40);
+            if (!p)
+                _exit(121);
+            p[0] = 1;
+            atomic_fetch_add(&race_made, 1);
+        }
+        cmt_scope_t c = race_open("churn", 0);
+        if (atomic_load(&race_hold)) {
+            atomic_store(&race_held, true);
+            while (atomic_load(&race_hold)) {
+                race_churn_one(churn, n++);
+                for (long long t0 = race_now_ns(); race_now_ns() - t0 < 20000;)
+                    ;   /* about 20 us a step: the young blocks leave over the walk */
+            }
+            atomic_store(&race_held, false);
+        } else {
+            for (unsigned i = 0; i < 4 * RACE_CHURN; i++)
+                race_churn_one(churn, n++);
+        }
+        race_close(c);
+    }
+    for (unsigned k = 0; k < RACE_CHURN; k++)
+        free(churn[k]);
+    race_close(racer);  /* its blocks stay: closed, they are leaks */
+    return NULL;
+}
+
+static int race(int rounds)
+{
+    race_open = (cmt_scope_t (*)(const char *, unsigned))dlsym(RTLD_DEFAULT, "cmt_scope_open");
+    race_close = (int64_t (*)(cmt_scope_t))dlsym(RTLD_DEFAULT, "cmt_scope_close");
+    race_snapshot = (int (*)(const char *))dlsym(RTLD_DEFAULT, "cmt_snapshot");
+    if (!race_open || !race_close || !race_snapshot)
+        return 127;
+    pthread_t t;
+    if (pthread_create(&t, NULL, race_worker, NULL) != 0)
+        return 126;
+    while (atomic_load(&race_made) < RACE_BLOCKS / 4)   /* a table long to walk */
+        sched_yield();
+    for (int i = 0; i < rounds; i++) {
+        atomic_store(&race_hold, true);
+        while (!atomic_load(&race_held))
+            sched_yield();
+        unsigned long before = atomic_load(&race_made);
+        if (race_snapshot("race") != 0)
+            return 125;
+        say("race=%lu,%lu\n", before, atomic_load(&race_made));
+        atomic_store(&race_hold, false);
+        while (atomic_load(&race_held))
+            sched_yield();
+    }
+    atomic_store(&race_stop, true);
+    pthread_join(t, NULL);
     return 0;
 }
 
@@ -254,6 +357,8 @@ int main(int argc, char **argv)
         return wait_for_checkpoint_then_die(argv[2]);
     if (strcmp(mode, "rocwd") == 0 || strcmp(mode, "fsize") == 0)
         return code;
+    if (strcmp(mode, "race") == 0)
+        return race(code);
     if (strcmp(mode, "badfree") == 0) { /* one invalid free and one double free */
         static char not_heap[64];
         free(not_heap + 16);
