@@ -77,6 +77,7 @@ void cmt_init(void)
             return;
         }
         cmt_thread_init();
+        cmt_young_init();
         if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
             cmt_diag("cannot register fork handlers; a child forked while other threads "
                      "allocate may hang");

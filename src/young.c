@@ -10,11 +10,56 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <linux/membarrier.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "cmt.h"
 
 struct cmt_young cmt_young;
+
+/* ---- the owners' barrier (see struct cmt_young_set) ------------------------------------ */
+
+static long membarrier(int cmd)
+{
+    return syscall(SYS_membarrier, cmd, 0, 0);
+}
+
+/* Can fork's prepare handler make every running thread of the process pass a full barrier?
+ * Then owners need none. Not where the kernel is older than 4.14 or a sandbox (seccomp)
+ * forbids the call. */
+static bool light_possible(void)
+{
+    long cmds = membarrier(MEMBARRIER_CMD_QUERY);
+    return cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+           membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+}
+
+void cmt_young_init(void)
+{
+    atomic_store_explicit(&cmt_young.light, light_possible(), memory_order_relaxed);
+}
+
+/* fork's half of the owners' barrier, after the gate has closed. */
+static void barrier_for_owners(void)
+{
+    if (!atomic_load_explicit(&cmt_young.light, memory_order_relaxed) || cmt_solo())
+        return;     /* the owners' own stores are sequentially consistent, or none run */
+    int e = errno;
+    if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0)
+        return;
+    /* Registered, yet refused: from now on owners take the barrier themselves. One that
+     * announced a change with a plain store just now may not be seen; its store leaves the
+     * core within nanoseconds, and the wait that follows yields first. */
+    int why = errno;
+    errno = e;
+    atomic_store_explicit(&cmt_young.light, false, memory_order_seq_cst);
+    cmt_diag("fork: membarrier() failed (errno %d); threads inside the tracker now take "
+             "their own barrier", why);
+    sched_yield();
+}
 
 /* A block leaves its set: its instance's count of young blocks goes down. Only the set's
  * owner changes that count, or a fork child for a thread that is gone. */
@@ -270,6 +315,7 @@ size_t cmt_young_count(void)
 void cmt_young_fork_prepare(void)
 {
     atomic_store_explicit(&cmt_young.gate, 1, memory_order_seq_cst);
+    barrier_for_owners();
     cmt_spin_lock(&cmt_young.lock);
     struct cmt_young_set *mine = cmt_self.young;
     unsigned n = atomic_load_explicit(&cmt_young.sets, memory_order_relaxed);
@@ -311,6 +357,11 @@ void cmt_young_fork_child(const struct cmt_thread *t)
         atomic_store_explicit(&y->changing, 0, memory_order_relaxed);
         atomic_store_explicit(&y->owner, 0, memory_order_relaxed);
     }
+    /* Whether the registration comes with the copied address space or not, the child's own
+     * forks need it: asked again (nothing is done when it is there). Alone, the child has no
+     * owner that could be reading the flag meanwhile. */
+    if (atomic_load_explicit(&cmt_young.light, memory_order_relaxed))
+        cmt_young_init();
     cmt_spin_unlock(&cmt_young.lock);
     atomic_store_explicit(&cmt_young.gate, 0, memory_order_release);
 }
