@@ -328,7 +328,7 @@ static void leak_visit(const struct cmt_block *b, void *arg)
  * this order, a block moved meanwhile is seen in its slot and again in the table, never in
  * neither; the table's copy of a record the sets' walk saw (same address, sequence number
  * and thread) is then skipped. */
-#define SEEN_CAP (2u * CMT_YOUNG_SETS * CMT_YOUNG_SLOTS)
+#define SEEN_CAP ((size_t)2 * CMT_YOUNG_SETS * CMT_YOUNG_SLOTS)
 
 static size_t seen_home(uintptr_t ptr)
 {
