@@ -292,8 +292,7 @@ struct cmt_young_set {
 struct cmt_young {
     atomic_int gate;            /* nonzero while fork() prepares: no owner may begin */
     /* Owners announce a change with a plain store: fork's membarrier() is the barrier. Set
-     * once at start (and in a fork child), before any set is used; cleared if membarrier
-     * ever fails. */
+     * once at start, before any set is used; cleared if membarrier ever fails. */
     atomic_bool light;
     atomic_uint sets;           /* set[0 .. sets) have been made */
     cmt_spinlock lock;          /* handing sets out and taking them back; held across fork */

@@ -95,6 +95,7 @@ static const char *reason(int e)
     case EMFILE: case ENFILE: return "too many open files";
     case ENOMEM: return "out of memory";
     case EIO: return "input/output error";
+    case ENOSYS: return "function not implemented (refused by a sandbox?)";
     default: return "system error";
     }
 }

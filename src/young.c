@@ -37,6 +37,9 @@ static bool light_possible(void)
            membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
 }
 
+/* The registration belongs to the address space: a fork child has it too (the kernel clears
+ * it at exec only), so the child needs no call of its own, which its sandbox, if it installs
+ * one, might not allow. */
 void cmt_young_init(void)
 {
     atomic_store_explicit(&cmt_young.light, light_possible(), memory_order_relaxed);
@@ -357,11 +360,6 @@ void cmt_young_fork_child(const struct cmt_thread *t)
         atomic_store_explicit(&y->changing, 0, memory_order_relaxed);
         atomic_store_explicit(&y->owner, 0, memory_order_relaxed);
     }
-    /* Whether the registration comes with the copied address space or not, the child's own
-     * forks need it: asked again (nothing is done when it is there). Alone, the child has no
-     * owner that could be reading the flag meanwhile. */
-    if (atomic_load_explicit(&cmt_young.light, memory_order_relaxed))
-        cmt_young_init();
     cmt_spin_unlock(&cmt_young.lock);
     atomic_store_explicit(&cmt_young.gate, 0, memory_order_release);
 }
