@@ -246,10 +246,18 @@ struct gather {
     bool oom;
     uint64_t blocks, bytes;     /* every live block seen, with or without a leak entry */
     uint64_t skipped_shards;    /* careful walks: shards locked by somebody who never let go */
-    /* The young records the walk of the sets saw, by address (open addressing, ptr 0 for an
-     * empty entry); NULL when it saw none, or out of memory. */
-    struct cmt_block *seen;
-    bool seen_oom;
+    /* The entry leak_visit found last, for which instance and stack, and whether that
+     * instance was closed; last is NULL when there is none. */
+    struct leak *last;
+    uint32_t last_instance, last_stack;
+    bool last_closed;
+    /* The records the walk of the young sets saw, and their index by address (see
+     * young_visit); seen_cap is 0 when there is no index. */
+    struct cmt_block *young;
+    size_t nyoung;
+    bool young_oom;
+    uint32_t *seen;
+    size_t seen_cap;
     uint8_t *stack_used;        /* bitmap of stack ids referenced */
     size_t stack_used_size;
     uint32_t stacks;            /* ids 1..stacks may be referenced */
@@ -278,6 +286,7 @@ static bool leaks_grow(struct gather *g)
         cmt_raw_unmap(g->slot, g->cap * sizeof *g->slot);
     g->slot = slot;
     g->cap = cap;
+    g->last = NULL;     /* it pointed into the old slots */
     return true;
 }
 
@@ -309,14 +318,24 @@ static void leak_visit(const struct cmt_block *b, void *arg)
     size_t size = cmt_block_size(b);
     g->blocks++;
     g->bytes += size;
-    const struct cmt_instance *inst = cmt_instance_get(b->instance);
-    uint32_t name = inst ? inst->name : CMT_NAME_GLOBAL;
-    struct leak *l = leak_find(g, name, b->stack);
-    if (!l)
-        return;
+    /* Blocks met one after the other mostly share instance and stack (with stacks off, all
+     * of a scope's do): the entry found last is tried first, with the instance's state as it
+     * was then. */
+    struct leak *l = g->last;
+    if (!l || b->instance != g->last_instance || b->stack != g->last_stack) {
+        const struct cmt_instance *inst = cmt_instance_get(b->instance);
+        uint32_t name = inst ? inst->name : CMT_NAME_GLOBAL;
+        if (!(l = leak_find(g, name, b->stack)))
+            return;
+        g->last = l;
+        g->last_instance = b->instance;
+        g->last_stack = b->stack;
+        g->last_closed = inst && atomic_load_explicit(&inst->state, memory_order_acquire) ==
+                                     CMT_STATE_CLOSED;
+    }
     l->blocks++;
     l->bytes += size;
-    if (inst && atomic_load_explicit(&inst->state, memory_order_acquire) == CMT_STATE_CLOSED) {
+    if (g->last_closed) {
         l->blocks_closed++;
         l->bytes_closed += size;
     }
@@ -328,44 +347,65 @@ static void leak_visit(const struct cmt_block *b, void *arg)
  * owner moves it to the table (under the shard lock) before it empties its slot. Walked in
  * this order, a block moved meanwhile is seen in its slot and again in the table, never in
  * neither; the table's copy of a record the sets' walk saw (same address, sequence number
- * and thread) is then skipped. */
-#define SEEN_CAP ((size_t)2 * CMT_YOUNG_SETS * CMT_YOUNG_SLOTS)
+ * and thread) is then skipped. The records seen are kept in the order seen, and indexed by
+ * address in a table sized to their number: every block of the table is looked up there,
+ * so the index must stay small enough to live in the cache (a few KiB for one thread). */
+#define YOUNG_MAX ((size_t)CMT_YOUNG_SETS * CMT_YOUNG_SLOTS)
 
-static size_t seen_home(uintptr_t ptr)
+static size_t seen_home(uintptr_t ptr, size_t cap)
 {
-    return (size_t)(((uint64_t)ptr * UINT64_C(0x9E3779B97F4A7C15)) >> 40) & (SEEN_CAP - 1);
+    return (size_t)(((uint64_t)ptr * UINT64_C(0x9E3779B97F4A7C15)) >> 40) & (cap - 1);
 }
 
 static void young_visit(const struct cmt_block *b, void *arg)
 {
     struct gather *g = arg;
     leak_visit(b, g);
-    if (!g->seen && !g->seen_oom) {
-        g->seen = cmt_raw_map(SEEN_CAP * sizeof *g->seen);
-        g->seen_oom = g->seen == NULL;
+    if (!g->young && !g->young_oom) {
+        g->young = cmt_raw_map(YOUNG_MAX * sizeof *g->young);  /* touched as far as used */
+        g->young_oom = g->young == NULL;
     }
+    /* Out of memory, a block moved during the walk may be counted twice. The walk sees each
+     * slot once: no more than YOUNG_MAX records. */
+    if (g->young && g->nyoung < YOUNG_MAX)
+        g->young[g->nyoung++] = *b;
+}
+
+/* Indexes the records of the sets' walk: seen[i] is 1 + their position, 0 when empty. */
+static void seen_index(struct gather *g)
+{
+    if (!g->nyoung)
+        return;
+    /* Mostly empty, so that most lookups (blocks that were not young) end at once. */
+    size_t cap = 16;
+    while (cap < 8 * g->nyoung)
+        cap *= 2;
+    g->seen = cmt_raw_map(cap * sizeof *g->seen);
     if (!g->seen)
-        return;     /* out of memory: a block moved during the walk may be counted twice */
-    /* At most SEEN_CAP / 2 records: the sets hold no more, and the walk sees each slot once. */
-    size_t i = seen_home(b->ptr);
-    while (g->seen[i].ptr != 0)
-        i = (i + 1) & (SEEN_CAP - 1);
-    g->seen[i] = *b;
+        return;     /* as in young_visit */
+    g->seen_cap = cap;
+    for (size_t k = 0; k < g->nyoung; k++) {
+        size_t i = seen_home(g->young[k].ptr, cap);
+        while (g->seen[i])
+            i = (i + 1) & (cap - 1);
+        g->seen[i] = (uint32_t)(k + 1);
+    }
 }
 
 static bool seen_young(const struct gather *g, const struct cmt_block *b)
 {
-    for (size_t i = seen_home(b->ptr); g->seen[i].ptr != 0; i = (i + 1) & (SEEN_CAP - 1))
-        if (g->seen[i].ptr == b->ptr && g->seen[i].seq == b->seq &&
-            g->seen[i].size_thread == b->size_thread)
+    for (size_t i = seen_home(b->ptr, g->seen_cap); g->seen[i]; i = (i + 1) & (g->seen_cap - 1)) {
+        const struct cmt_block *y = &g->young[g->seen[i] - 1];
+        if (y->ptr == b->ptr && y->seq == b->seq && y->size_thread == b->size_thread)
             return true;
+    }
     return false;
 }
 
 static void table_visit(const struct cmt_block *b, void *arg)
 {
     struct gather *g = arg;
-    if (!g->seen || !seen_young(g, b))
+    if (!g->seen_cap || !seen_young(g, b))
         leak_visit(b, g);
 }
 
@@ -459,6 +499,7 @@ static void gather(struct gather *g, bool careful)
 {
     memset(g, 0, sizeof *g);
     cmt_young_foreach(young_visit, g);      /* first: see table_visit */
+    seen_index(g);
     if (careful)
         walk_careful(g);
     else
@@ -479,8 +520,10 @@ static void gather(struct gather *g, bool careful)
 
 static void gather_release(struct gather *g)
 {
+    if (g->young)
+        cmt_raw_unmap(g->young, YOUNG_MAX * sizeof *g->young);
     if (g->seen)
-        cmt_raw_unmap(g->seen, SEEN_CAP * sizeof *g->seen);
+        cmt_raw_unmap(g->seen, g->seen_cap * sizeof *g->seen);
     if (g->slot)
         cmt_raw_unmap(g->slot, g->cap * sizeof *g->slot);
     if (g->stack_used)
