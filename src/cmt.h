@@ -745,6 +745,15 @@ uint32_t cmt_stack_count(void);
 void cmt_stack_init(void);
 void cmt_stack_lock_all(void);
 void cmt_stack_unlock_all(void);
+/* Nonzero while the thread is inside a call to libunwind (see unwind-pipe.c). */
+extern __thread int cmt_in_libunwind CMT_TLS;
+
+/* ---- unwind-pipe.c (the shim only): libunwind's pipe, kept out of the program's way ---- */
+
+/* False once the descriptors of libunwind's memory-check pipe have become files of the
+ * program's own: libunwind must not run again. Weak: programs that link stack.c without the
+ * shim have no such pipe to watch. */
+bool cmt_unwind_pipe_intact(void) __attribute__((weak));
 
 /* ---- stackcount.c: allocations and bytes allocated per (scope name, stack) ---------- */
 

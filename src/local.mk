@@ -39,6 +39,7 @@ libcymemtrack_la_SOURCES = \
 	src/thread.c \
 	src/timeline.c \
 	src/totals.c \
+	src/unwind-pipe.c \
 	src/young.c
 # -fvisibility=hidden: only what CMT_EXPORT marks (the malloc family and cmt_* API) is seen.
 # -ftls-model: every TLS access is initial-exec, so none allocates.

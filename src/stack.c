@@ -27,6 +27,8 @@ uintptr_t cmt_funchook_real_return(uintptr_t pc, uintptr_t sp) __attribute__((we
 
 /* ---- knobs for tests and bench/unwind (not part of the interface) ------------------- */
 
+__thread int cmt_in_libunwind CMT_TLS;
+
 /* Which unwinder captures: 0 the cached rules (libunwind for what they cannot describe),
  * 1 libunwind alone. The tests compare the two; the benchmark times them. */
 int cmt_stack_unwinder;
@@ -989,22 +991,57 @@ static inline __attribute__((always_inline)) int walk_libunwind(struct walk *w, 
     return n;
 }
 
+/* libunwind starts on the first stack that needs it, not with the tracker: it opens a pipe
+ * when it starts (see unwind-pipe.c), which most processes then never have. */
+enum { LIBUNWIND_IDLE, LIBUNWIND_STARTED, LIBUNWIND_BARRED };
+static atomic_int libunwind_state;
+
+/* May libunwind walk this stack? Starts it the first time; bars it for good once its pipe's
+ * descriptors have been taken over by the program. */
+static CMT_NOINLINE bool libunwind_ready(void)
+{
+    int state = atomic_load_explicit(&libunwind_state, memory_order_acquire);
+    if (state == LIBUNWIND_BARRED)
+        return false;
+    if (cmt_unwind_pipe_intact && !cmt_unwind_pipe_intact()) {
+        atomic_store(&libunwind_state, LIBUNWIND_BARRED);
+        return false;
+    }
+    if (state == LIBUNWIND_IDLE) {
+        /* Per-thread caches: with the default global one, every libunwind step takes a
+         * lock and masks signals. Two threads may both set it: the same setting. */
+        cmt_in_libunwind++;
+        unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+        cmt_in_libunwind--;
+        int idle = LIBUNWIND_IDLE;
+        atomic_compare_exchange_strong(&libunwind_state, &idle, LIBUNWIND_STARTED);
+    }
+    return true;
+}
+
 static CMT_NOINLINE int unwind_libunwind(uintptr_t *pcs, int depth, uintptr_t from)
 {
+    if (!libunwind_ready())
+        return 0;
     struct walk w = { .pcs = pcs, .depth = depth };
-    return walk_libunwind(&w, from, false);
+    cmt_in_libunwind++;
+    int n = walk_libunwind(&w, from, false);
+    cmt_in_libunwind--;
+    return n;
 }
 
 static CMT_NOINLINE int frames_libunwind(struct walk *w, uintptr_t from)
 {
-    return walk_libunwind(w, from, true);
+    if (!libunwind_ready())
+        return 0;
+    cmt_in_libunwind++;
+    int n = walk_libunwind(w, from, true);
+    cmt_in_libunwind--;
+    return n;
 }
 
 static void unwinder_init(void)
 {
-    /* Per-thread caches: with the default global one, every libunwind step takes a lock
-     * and masks signals. */
-    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     atomic_store_explicit(&stk.rules, rules_new(RULES_INITIAL), memory_order_release);
 }
 

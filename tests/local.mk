@@ -271,6 +271,20 @@ tests_check_badinput_LDADD = $(TEST_LDADD) tools/libcmtreport.la
 EXTRA_tests_check_badinput_DEPENDENCIES = tests/progs/fault_prog$(EXEEXT) \
 	tests/progs/badfree_prog$(EXEEXT) tools/cymem-report$(EXEEXT)
 
+# The tracker's descriptors (libunwind's pipe, src/unwind-pipe.c): fdprog allocates from code
+# without unwind tables (nocfi.S), which only libunwind walks.
+EXTRA_PROGRAMS += tests/progs/fdprog
+tests_progs_fdprog_SOURCES = tests/progs/fdprog.c tests/progs/nocfi.S
+tests_progs_fdprog_CFLAGS = $(AM_CFLAGS) -fno-builtin -pthread
+tests_progs_fdprog_LDADD = -lpthread
+CLEANFILES += tests/progs/fdprog$(EXEEXT)
+check_PROGRAMS += tests/check_fds
+tests_check_fds_SOURCES = tests/check_fds.c
+tests_check_fds_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_check_fds_CFLAGS = $(TEST_CFLAGS)
+tests_check_fds_LDADD = $(TEST_LDADD)
+EXTRA_tests_check_fds_DEPENDENCIES = tests/progs/fdprog$(EXEEXT) libcymemtrack.la
+
 # The bootstrap area (issue 4): libtestdlsym.so, preloaded beside the tracker, is a dlsym
 # that allocates, as glibc's did before 2.34; bootstrap_prog frees and reallocs the blocks
 # the tracker served it. A module, not a program, so it is no test itself.
