@@ -1095,32 +1095,131 @@ static bool expand_template(pid_t pid)
     return ok;
 }
 
-/* Creates dir/base, or a suffixed name when that is taken, never opening an existing file.
- * The name used is left in rep.path. Returns the descriptor, or -1 with errno set. */
-static int create_excl(const char *dir, size_t dir_len, const char *base)
+/* Puts dir/base with suffix n (none for 0) in rep.path: name.cmt, name.1.cmt ... */
+static bool suffixed_name(const char *dir, size_t dir_len, const char *base, int n)
 {
     size_t base_len = strlen(base);
     size_t stem = base_len;
     if (base_len > 4 && strcmp(base + base_len - 4, ".cmt") == 0)
         stem = base_len - 4;
+    size_t len = 0;
+    char num[16];
+    size_t num_len = n ? cmt_format(num, sizeof num, ".%d", n) : 0;
+    rep.path[0] = '\0';
+    if (!append(rep.path, sizeof rep.path, &len, dir, dir_len) ||
+        !append(rep.path, sizeof rep.path, &len, base, stem) ||
+        !append(rep.path, sizeof rep.path, &len, num, num_len) ||
+        !append(rep.path, sizeof rep.path, &len, base + stem, base_len - stem)) {
+        errno = ENAMETOOLONG;
+        return false;
+    }
+    return true;
+}
+
+/* A new report file is written without a name (O_TMPFILE) in its directory and given one
+ * when it is written (name_unnamed): a file created under its name first and then written
+ * was found empty when the process was killed in between, which no reader can take. Where
+ * the file system has no unnamed files, the file is created under its name at once. */
+static struct {
+    bool unnamed;               /* the file being written has no name yet */
+    char dir[CMT_PATH_MAX];     /* its directory, and the base of the names it may take */
+    size_t dir_len;
+    char base[NAME_STR_MAX];
+} pend;
+
+/* Creates a new file for dir/base (or a suffixed name when that is taken), never opening an
+ * existing one: unnamed when it can (pend says so; rep.path then holds the name it would take
+ * first, for messages), else under the name, left in rep.path. Returns the descriptor, or -1
+ * with errno set. */
+static int create_excl(const char *dir, size_t dir_len, const char *base)
+{
+    pend.unnamed = false;
+    size_t len = 0;
+    pend.dir[0] = '\0';
+    if (!append(pend.dir, sizeof pend.dir, &len, dir_len ? dir : ".", dir_len ? dir_len : 1) ||
+        strlen(base) >= sizeof pend.base || !suffixed_name(dir, dir_len, base, 0)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = sys_open(pend.dir, O_TMPFILE | O_RDWR, 0644);
+    if (fd >= 0) {
+        pend.unnamed = true;
+        pend.dir_len = dir_len;
+        memcpy(pend.base, base, strlen(base) + 1);
+        return fd;
+    }
+    /* No unnamed files here (an old kernel, or a file system without them); any other error
+     * a named file would meet too. */
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+        return -1;
     for (int n = 0; n <= SUFFIX_MAX; n++) {
-        size_t len = 0;
-        char num[16];
-        size_t num_len = n ? cmt_format(num, sizeof num, ".%d", n) : 0;
-        rep.path[0] = '\0';
-        if (!append(rep.path, sizeof rep.path, &len, dir, dir_len) ||
-            !append(rep.path, sizeof rep.path, &len, base, stem) ||
-            !append(rep.path, sizeof rep.path, &len, num, num_len) ||
-            !append(rep.path, sizeof rep.path, &len, base + stem, base_len - stem)) {
-            errno = ENAMETOOLONG;
+        if (!suffixed_name(dir, dir_len, base, n))
             return -1;
-        }
-        int fd = sys_open(rep.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
+        fd = sys_open(rep.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
         if (fd >= 0 || errno != EEXIST)
             return fd;
     }
     errno = EEXIST;
     return -1;
+}
+
+/* Copies what was written to the unnamed file fd into a new named file, for when it cannot
+ * be linked (no /proc to name it through). */
+static bool copy_to_named(int fd, unsigned char *buf, size_t size)
+{
+    int to = -1;
+    for (int n = 0; n <= SUFFIX_MAX && to < 0; n++) {
+        if (!suffixed_name(pend.dir, pend.dir_len, pend.base, n))
+            return false;
+        to = sys_open(rep.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
+        if (to < 0 && errno != EEXIST)
+            return false;
+    }
+    if (to < 0)
+        return false;
+    bool ok = true;
+    for (uint64_t off = 0;;) {
+        long n = syscall(SYS_pread64, fd, buf, size, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            ok = n == 0;
+            break;
+        }
+        for (long done = 0; done < n && ok;) {
+            long m = syscall(SYS_write, to, buf + done, (size_t)(n - done));
+            if (m < 0 && errno == EINTR)
+                continue;
+            ok = m > 0;
+            done += m > 0 ? m : 0;
+        }
+        if (!ok)
+            break;
+        off += (uint64_t)n;
+    }
+    sys_close(to);
+    if (!ok)
+        syscall(SYS_unlink, rep.path);
+    return ok;
+}
+
+/* Gives the unnamed file fd, written, the first of its names not taken (link never replaces
+ * a file), left in rep.path. buf (size bytes) is scratch for the copy when linking is not
+ * possible. Returns false with errno set when it could not be named. */
+static bool name_unnamed(int fd, unsigned char *buf, size_t size)
+{
+    char proc[40];
+    cmt_format(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    for (int n = 0; n <= SUFFIX_MAX; n++) {
+        if (!suffixed_name(pend.dir, pend.dir_len, pend.base, n))
+            return false;
+        if (syscall(SYS_linkat, AT_FDCWD, proc, AT_FDCWD, rep.path, AT_SYMLINK_FOLLOW) == 0)
+            return true;
+        if (errno != EEXIST)
+            return copy_to_named(fd, buf, size);
+    }
+    errno = EEXIST;
+    return false;
 }
 
 /* The first write of a process: picks and creates its file. */
@@ -1345,18 +1444,32 @@ static void write_locked(int how, int code, const char *label, bool careful)
     }
     if (w.fd >= 0) {
         write_records(&w, how, code, label, &g, careful);
-        sys_close(w.fd);
+        /* A first write that did not even get the header out leaves a file no reader can
+         * tell from a corrupt one: better none, and a later write tries again. */
+        bool nothing = w.error && !replace && how != CMT_END_SNAPSHOT &&
+                       w.off < CMT_REPORT_HEADER_SIZE;
+        bool unnamed = !replace && pend.unnamed;
+        if (unnamed && !nothing) {
+            char saved[sizeof rep.path];
+            if (how == CMT_END_SNAPSHOT)
+                memcpy(saved, rep.path, sizeof saved);     /* the process's own file's */
+            if (!name_unnamed(w.fd, w.buf, WBUF_SIZE)) {
+                if (!w.error)
+                    w.error = errno ? errno : EIO;
+                nothing = how != CMT_END_SNAPSHOT;
+            }
+            if (how == CMT_END_SNAPSHOT)
+                memcpy(rep.path, saved, sizeof saved);
+        }
+        sys_close(w.fd);    /* an unnamed file left unnamed goes with it */
         if (replace && !w.error && syscall(SYS_rename, rep.tmp, rep.path) != 0)
             w.error = errno;
         if (w.error) {
-            /* A first write that did not even get the header out leaves a file no reader
-             * can tell from a corrupt one: better none, and a later write tries again. */
-            bool nothing = !replace && how != CMT_END_SNAPSHOT &&
-                           w.off < CMT_REPORT_HEADER_SIZE;
             if (replace)
                 syscall(SYS_unlink, rep.tmp);
             if (nothing) {
-                syscall(SYS_unlink, rep.path);
+                if (!unnamed)
+                    syscall(SYS_unlink, rep.path);
                 rep.have_file = false;
             }
             if (!rep.said)

@@ -931,6 +931,48 @@ START_TEST(snapshots_taken_while_blocks_move_count_each_once)
 }
 END_TEST
 
+/* A process killed in its first write of the report leaves no file, not an empty one: the
+ * file is written unnamed and named once whole. report_prog's killwrite dies (a seccomp
+ * filter) at the first write to a file, the exit report's, before any checkpoint. */
+START_TEST(killed_in_the_first_write_leaves_no_empty_file)
+{
+    struct cmt_run run;
+    struct prog_out o;
+    run_prog(&run, &o, (char *[]){ "killwrite", NULL }, NULL);   /* done long before a checkpoint */
+    ck_assert_uint_eq(out_field(run.out, "filtered", 0), 1);
+    ck_assert_msg(run.signal == SIGSYS, "expected the program to die of SIGSYS at its first "
+                  "write to a file, got exit %d signal %d; stderr:\n%s", run.exit_code,
+                  run.signal, run.err);
+    ck_assert_int_eq(count_files(run.dir, ".cmt"), 0);
+    ck_assert_int_eq(count_files(run.dir, ".tmp"), 0);
+    cmt_run_free(&run);
+}
+END_TEST
+
+/* Where there are no unnamed files (the file is created under its name) or no /proc to
+ * name one through (it is copied to a named file), the report is the same. */
+START_TEST(without_unnamed_files_or_proc_the_report_is_the_same)
+{
+    const char *modes[] = { "notmpfile", "nolink" };
+    for (int i = 0; i < 2; i++) {
+        struct cmt_run run;
+        struct prog_out o;
+        struct report r;
+        run_and_read(&run, &o, &r, (char *[]){ (char *)modes[i], NULL }, NULL);
+        ck_assert_uint_eq(out_field(run.out, "filtered", 0), 1);
+        ck_assert_msg(run.exit_code == 0, "%s: exit %d signal %d", modes[i], run.exit_code,
+                      run.signal);
+        ck_assert_msg(cmt_count_lines(run.err, "cymemtrack:") == 0, "%s: expected no "
+                      "diagnostic, got:\n%s", modes[i], run.err);
+        assert_leaks(&r, &o, 0, 0);
+        assert_end(&r, CMT_END_EXIT, 0);
+        ck_assert_int_eq(count_files(run.dir, ".cmt"), 1);
+        report_free(&r);
+        cmt_run_free(&run);
+    }
+}
+END_TEST
+
 START_TEST(sigkill_leaves_the_last_checkpoint)
 {
     struct cmt_run run;
@@ -1158,6 +1200,8 @@ static Suite *report_suite(void)
     tcase_add_test(tc, exec_of_itself_takes_a_new_name);
     tcase_add_test(tc, fork_child_has_its_own_file);
     tcase_add_test(tc, snapshots_taken_while_blocks_move_count_each_once);
+    tcase_add_test(tc, killed_in_the_first_write_leaves_no_empty_file);
+    tcase_add_test(tc, without_unnamed_files_or_proc_the_report_is_the_same);
     tcase_add_test(tc, sigkill_leaves_the_last_checkpoint);
     tcase_add_test(tc, exit_handlers_and_destructors_run_first);
     suite_add_tcase(s, tc);

@@ -166,7 +166,7 @@ EXTRA_DIST += tests/html-browser.py
 # The report file and every ending that writes it: report_prog runs under the preload and
 # ends in each way; report_dtor.so is the library it dlopen()s, whose destructor frees.
 EXTRA_PROGRAMS += tests/progs/report_prog
-tests_progs_report_prog_SOURCES = tests/progs/report_prog.c
+tests_progs_report_prog_SOURCES = tests/progs/report_prog.c tests/progs/say.h
 tests_progs_report_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin
 CLEANFILES += tests/progs/report_prog$(EXEEXT)
 check_LTLIBRARIES += tests/progs/report_dtor.la
@@ -251,7 +251,7 @@ tests_progs_fault_prog_SOURCES = tests/progs/fault_prog.c
 tests_progs_fault_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin -pthread
 tests_progs_fault_prog_LDFLAGS = -no-install
 tests_progs_fault_prog_LDADD = libcymemtrack-api.la -lpthread
-tests_progs_badfree_prog_SOURCES = tests/progs/badfree_prog.c
+tests_progs_badfree_prog_SOURCES = tests/progs/badfree_prog.c tests/progs/say.h
 tests_progs_badfree_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin
 tests_progs_badfree_prog_LDFLAGS = -no-install
 tests_progs_badfree_prog_LDADD = libcymemtrack-api.la
@@ -274,7 +274,7 @@ EXTRA_tests_check_badinput_DEPENDENCIES = tests/progs/fault_prog$(EXEEXT) \
 # The tracker's descriptors (libunwind's pipe, src/unwind-pipe.c): fdprog allocates from code
 # without unwind tables (nocfi.S), which only libunwind walks.
 EXTRA_PROGRAMS += tests/progs/fdprog
-tests_progs_fdprog_SOURCES = tests/progs/fdprog.c tests/progs/nocfi.S
+tests_progs_fdprog_SOURCES = tests/progs/fdprog.c tests/progs/nocfi.S tests/progs/say.h
 tests_progs_fdprog_CFLAGS = $(AM_CFLAGS) -fno-builtin -pthread
 tests_progs_fdprog_LDADD = -lpthread
 CLEANFILES += tests/progs/fdprog$(EXEEXT)

@@ -22,17 +22,8 @@
 #include <unistd.h>
 
 #include "cymemtrack.h"
+#include "say.h"
 
-static void say(const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n > 0 && write(STDOUT_FILENO, line, (size_t)n) < 0)
-        _exit(120);
-}
 
 static int failures;
 

@@ -23,18 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "say.h"
+
 void *nocfi_alloc(size_t size);
 
-static void say(const char *fmt, ...)
-{
-    char line[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n > 0 && write(STDOUT_FILENO, line, (size_t)n) < 0)
-        _exit(120);
-}
 
 static bool is_fifo(int fd)
 {

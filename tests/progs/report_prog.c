@@ -8,7 +8,7 @@
  *                                exec PATH [ARG...], execlp FILE ARG, execwith FUNCTION,
  *                                exec-fail CODE,
  *                                fork CODE, kill TEMPLATE, rocwd CODE, fsize CODE, dtors LIB,
- *                                badfree, race ROUNDS
+ *                                badfree, race ROUNDS, killwrite, notmpfile, nolink
  *
  * Every mode first leaks LEAK_BLOCKS blocks of LEAK_SIZE + i bytes from leak_here(), makes
  * and frees TEMP_BLOCKS others, and prints "pid=", "fn=" (leak_here's address) and one
@@ -19,12 +19,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -35,21 +40,12 @@
 #include <unistd.h>
 
 #include "cymemtrack.h"
+#include "say.h"
 
 #define LEAK_BLOCKS 3
 #define LEAK_SIZE 1000
 #define TEMP_BLOCKS 5
 
-static void say(const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n > 0 && write(STDOUT_FILENO, line, (size_t)n) < 0)
-        _exit(120);
-}
 
 void leak_here(int n);
 
@@ -236,6 +232,26 @@ static int race(int rounds)
     return 0;
 }
 
+/* Installs a seccomp filter: system call nr, when the low word of its argument arg passes
+ * the test op (BPF_JGE or BPF_JSET) against k, gets `action`; every other call goes through.
+ * Returns 0, or an exit status when the filter cannot be installed. */
+static int filter_call(int nr, unsigned arg, uint16_t op, uint32_t k, uint32_t action)
+{
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]) + 8 * arg),
+        BPF_JUMP(BPF_JMP | op | BPF_K, k, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, action),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { sizeof code / sizeof code[0], code };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        return 127;
+    return 0;
+}
+
 #define AT_EXIT_SIZE 111
 #define DTOR_SIZE 222
 static void *at_exit_block, *dtor_block;
@@ -359,6 +375,21 @@ int main(int argc, char **argv)
         return code;
     if (strcmp(mode, "race") == 0)
         return race(code);
+    /* killwrite: the first write(2) to a descriptor past 2 (the exit report's, before any
+     * checkpoint) kills the process. notmpfile: open() of an unnamed file fails as on a file
+     * system without them. nolink: linkat() fails as without /proc. */
+    if (strcmp(mode, "killwrite") == 0 || strcmp(mode, "notmpfile") == 0 ||
+        strcmp(mode, "nolink") == 0) {
+        int rc = mode[0] == 'k'   ? filter_call(__NR_write, 0, BPF_JGE, 3,
+                                                SECCOMP_RET_KILL_PROCESS)
+                 : mode[2] == 't' ? filter_call(__NR_openat, 2, BPF_JSET,
+                                                __O_TMPFILE & ~O_DIRECTORY,
+                                                SECCOMP_RET_ERRNO | EOPNOTSUPP)
+                                  : filter_call(__NR_linkat, 0, BPF_JGE, 0,
+                                                SECCOMP_RET_ERRNO | ENOENT);
+        say("filtered=%d\n", rc == 0);
+        return rc;
+    }
     if (strcmp(mode, "badfree") == 0) { /* one invalid free and one double free */
         static char not_heap[64];
         free(not_heap + 16);
