@@ -11,8 +11,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/membarrier.h>
 #include <sched.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -27,11 +29,45 @@ static long membarrier(int cmd)
     return syscall(SYS_membarrier, cmd, 0, 0);
 }
 
+/* Does a seccomp filter watch this process's system calls ("Seccomp: 2" in
+ * /proc/self/status)? A filter may answer a call it does not know, membarrier among them,
+ * by killing the process: then the tracker does not make that call. False when the file
+ * cannot be read. */
+static bool seccomp_filtered(void)
+{
+    char buf[4096];
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    size_t len = 0;
+    for (;;) {
+        long n = syscall(SYS_read, fd, buf + len, sizeof buf - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len == sizeof buf - 1)
+            break;
+    }
+    syscall(SYS_close, fd);
+    buf[len] = '\0';
+    const char *at = strstr(buf, "\nSeccomp:");
+    if (!at)
+        return false;
+    at += strlen("\nSeccomp:");
+    while (*at == ' ' || *at == '\t')
+        at++;
+    return *at == '2';
+}
+
 /* Can fork's prepare handler make every running thread of the process pass a full barrier?
- * Then owners need none. Not where the kernel is older than 4.14 or a sandbox (seccomp)
- * forbids the call. */
+ * Then owners need none. Not where the kernel is older than 4.14, or a sandbox (seccomp)
+ * filters the process's calls. */
 static bool light_possible(void)
 {
+    if (seccomp_filtered())
+        return false;
     long cmds = membarrier(MEMBARRIER_CMD_QUERY);
     return cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
            membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
@@ -51,16 +87,21 @@ static void barrier_for_owners(void)
     if (!atomic_load_explicit(&cmt_young.light, memory_order_relaxed) || cmt_solo())
         return;     /* the owners' own stores are sequentially consistent, or none run */
     int e = errno;
-    if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0)
+    /* A sandbox the program installed since the start may kill a membarrier call. */
+    bool filtered = seccomp_filtered();
+    if (!filtered && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) {
+        errno = e;
         return;
-    /* Registered, yet refused: from now on owners take the barrier themselves. One that
-     * announced a change with a plain store just now may not be seen; its store leaves the
-     * core within nanoseconds, and the wait that follows yields first. */
+    }
+    /* From now on owners take the barrier themselves. One that announced a change with a
+     * plain store just now may not be seen; its store leaves the core within nanoseconds,
+     * and the wait that follows yields first. */
     int why = errno;
     errno = e;
     atomic_store_explicit(&cmt_young.light, false, memory_order_seq_cst);
-    cmt_diag("fork: membarrier() failed (errno %d); threads inside the tracker now take "
-             "their own barrier", why);
+    if (!filtered)
+        cmt_diag("fork: membarrier() failed (errno %d); threads inside the tracker now "
+                 "take their own barrier", why);
     sched_yield();
 }
 
