@@ -754,6 +754,8 @@ extern __thread int cmt_in_libunwind CMT_TLS;
  * program's own: libunwind must not run again. Weak: programs that link stack.c without the
  * shim have no such pipe to watch. */
 bool cmt_unwind_pipe_intact(void) __attribute__((weak));
+/* At start: finds the pipe and pipe2 that the exported ones forward to. */
+void cmt_unwind_pipe_init(void);
 
 /* ---- stackcount.c: allocations and bytes allocated per (scope name, stack) ---------- */
 

@@ -68,6 +68,7 @@ void cmt_init(void)
     int expected = PHASE_NONE;
     if (atomic_compare_exchange_strong(&phase, &expected, PHASE_RUNNING)) {
         cmt_hooks_resolve();
+        cmt_unwind_pipe_init();
         cmt_config_init();
         cmt_stack_init();
         cmt_scope_init();

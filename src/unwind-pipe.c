@@ -49,6 +49,28 @@ static int sys_pipe2(int fds[2], int flags)
     return (int)syscall(SYS_pipe2, fds, flags);
 }
 
+static int sys_pipe(int fds[2])
+{
+    return sys_pipe2(fds, 0);
+}
+
+/* The definitions the program's calls go on to (another preloaded library's, or libc's),
+ * found at start; until then, and when there is none, the system call itself, which is all
+ * libc's are. Not looked up at the first call: that may be in a signal handler that
+ * interrupted the loader. */
+static pipe2_fn next_pipe2 = sys_pipe2;
+static pipe_fn next_pipe = sys_pipe;
+
+void cmt_unwind_pipe_init(void)
+{
+    pipe2_fn f2 = (pipe2_fn)cmt_elfsyms_next("pipe2");
+    pipe_fn f = (pipe_fn)cmt_elfsyms_next("pipe");
+    if (f2)
+        __atomic_store_n(&next_pipe2, f2, __ATOMIC_RELAXED);
+    if (f)
+        __atomic_store_n(&next_pipe, f, __ATOMIC_RELAXED);
+}
+
 /* The lowest descriptor a moved one may take. */
 static int fd_base(void)
 {
@@ -93,36 +115,15 @@ static void adopt(int fds[2])
 
 CMT_EXPORT int pipe2(int fds[2], int flags)
 {
-    static pipe2_fn next;
-    pipe2_fn f = __atomic_load_n(&next, __ATOMIC_RELAXED);
-    if (!f) {
-        f = (pipe2_fn)cmt_elfsyms_next("pipe2");
-        if (!f)
-            f = sys_pipe2;
-        __atomic_store_n(&next, f, __ATOMIC_RELAXED);
-    }
-    int rc = f(fds, flags);
+    int rc = __atomic_load_n(&next_pipe2, __ATOMIC_RELAXED)(fds, flags);
     if (rc == 0 && cmt_in_libunwind)
         adopt(fds);
     return rc;
 }
 
-static int sys_pipe(int fds[2])
-{
-    return sys_pipe2(fds, 0);
-}
-
 CMT_EXPORT int pipe(int fds[2])
 {
-    static pipe_fn next;
-    pipe_fn f = __atomic_load_n(&next, __ATOMIC_RELAXED);
-    if (!f) {
-        f = (pipe_fn)cmt_elfsyms_next("pipe");
-        if (!f)
-            f = sys_pipe;
-        __atomic_store_n(&next, f, __ATOMIC_RELAXED);
-    }
-    int rc = f(fds);
+    int rc = __atomic_load_n(&next_pipe, __ATOMIC_RELAXED)(fds);
     if (rc == 0 && cmt_in_libunwind)
         adopt(fds);
     return rc;
