@@ -22,6 +22,19 @@
 #include <elfutils/version.h>
 #include <gelf.h>
 
+/* A pc's frames as symbolize_frame resolved them: the function at it first, then the ones
+ * it was inlined into. */
+struct memo_frame {
+    char *function, *file;
+    int line;
+};
+
+struct memo {
+    uint64_t offset;            /* the pc's file offset; 0 for an empty entry */
+    uint32_t n;
+    struct memo_frame *frames;
+};
+
 /* One ELF file, opened once for every process and module record that maps it. */
 struct sym_file {
     char *path;
@@ -32,6 +45,11 @@ struct sym_file {
     GElf_Addr bias;             /* what dwfl adds to the file's own addresses */
     GElf_Phdr *loads;           /* PT_LOAD headers: file offset -> address */
     size_t nloads;
+    /* The pcs resolved so far, by file offset: most stacks share their outer frames (every
+     * python3 stack goes through the eval loop), and a symbol lookup in libdwfl walks the
+     * symbol table. Open addressing, at most half full. */
+    struct memo *memo;
+    size_t memo_cap, memo_used;
 };
 
 struct cmt_symbolizer {
@@ -75,9 +93,18 @@ void cmt_symbolizer_free(struct cmt_symbolizer *s)
     if (!s)
         return;
     for (size_t i = 0; i < s->n; i++) {
-        sym_file_close(&s->files[i]);
-        free(s->files[i].path);
-        free(s->files[i].build_id);
+        struct sym_file *f = &s->files[i];
+        sym_file_close(f);
+        free(f->path);
+        free(f->build_id);
+        for (size_t k = 0; k < f->memo_cap; k++) {
+            for (uint32_t j = 0; j < f->memo[k].n; j++) {
+                free(f->memo[k].frames[j].function);
+                free(f->memo[k].frames[j].file);
+            }
+            free(f->memo[k].frames);
+        }
+        free(f->memo);
     }
     free(s->files);
     free(s);
@@ -281,16 +308,101 @@ static char *dup_name(const char *name)
     return name && *name ? strndup(name, strcspn(name, "@")) : NULL;
 }
 
+static size_t memo_home(uint64_t offset, size_t cap)
+{
+    return (size_t)((offset * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (cap - 1);
+}
+
+/* offset's entry in f's memo: the one that holds it, or the empty one where it would go;
+ * NULL when the memo cannot grow (out of memory: the pc is resolved again next time). */
+static struct memo *memo_slot(struct sym_file *f, uint64_t offset)
+{
+    if ((f->memo_used + 1) * 2 > f->memo_cap) {
+        size_t cap = f->memo_cap ? f->memo_cap * 2 : 1024;
+        struct memo *m = calloc(cap, sizeof *m);
+        if (!m)
+            return NULL;
+        for (size_t k = 0; k < f->memo_cap; k++) {
+            if (!f->memo[k].offset)
+                continue;
+            size_t i = memo_home(f->memo[k].offset, cap);
+            while (m[i].offset)
+                i = (i + 1) & (cap - 1);
+            m[i] = f->memo[k];
+        }
+        free(f->memo);
+        f->memo = m;
+        f->memo_cap = cap;
+    }
+    size_t i = memo_home(offset, f->memo_cap);
+    while (f->memo[i].offset && f->memo[i].offset != offset)
+        i = (i + 1) & (f->memo_cap - 1);
+    return &f->memo[i];
+}
+
+static char *dup_or_null(const char *str)
+{
+    return str ? strdup(str) : NULL;
+}
+
+/* Gives fr and the n - 1 frames of extra the names, files and lines of m's frames. */
+static size_t memo_copy(const struct memo *m, struct cmt_frame *fr, struct cmt_frame *extra)
+{
+    for (uint32_t i = 0; i < m->n; i++) {
+        struct cmt_frame *out = i == 0 ? fr : &extra[i - 1];
+        if (i > 0)
+            *out = (struct cmt_frame){ .pc = fr->pc, .module = fr->module,
+                                       .offset = fr->offset };
+        out->function = dup_or_null(m->frames[i].function);
+        out->file = dup_or_null(m->frames[i].file);
+        out->line = out->file ? m->frames[i].line : 0;
+    }
+    return m->n - 1;
+}
+
+/* Keeps the frames just resolved for fr's pc (fr and the n - 1 of extra) in m, empty. */
+static void memo_keep(struct sym_file *f, struct memo *m, const struct cmt_frame *fr,
+                      const struct cmt_frame *extra, size_t n)
+{
+    struct memo_frame *frames = calloc(n, sizeof *frames);
+    if (!frames)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const struct cmt_frame *in = i == 0 ? fr : &extra[i - 1];
+        frames[i].function = dup_or_null(in->function);
+        frames[i].file = dup_or_null(in->file);
+        frames[i].line = in->line;
+    }
+    m->offset = fr->offset;
+    m->n = (uint32_t)n;
+    m->frames = frames;
+    f->memo_used++;
+}
+
+static size_t resolve_frame(struct sym_file *f, struct cmt_frame *fr, struct cmt_frame *extra);
+
 /* Resolves fr, and appends the frames of the calls inlined at its pc to *extra (at most
  * INLINE_MAX - 1, outermost last): fr itself becomes the innermost inlined function. */
 static size_t symbolize_frame(struct cmt_symbolizer *s, struct cmt_frame *fr,
                               struct cmt_frame *extra)
 {
-    if (!fr->module || !fr->module->path || fr->function)
+    if (!fr->module || !fr->module->path || fr->function || fr->offset == 0)
         return 0;
     struct sym_file *f = sym_file_get(s, fr->module);
     if (!f || !f->mod)
         return 0;
+    struct memo *m = memo_slot(f, fr->offset);
+    if (m && m->offset)
+        return memo_copy(m, fr, extra);
+    size_t more = resolve_frame(f, fr, extra);
+    if (m)
+        memo_keep(f, m, fr, extra, more + 1);
+    return more;
+}
+
+/* symbolize_frame's work for a pc not seen before in f. */
+static size_t resolve_frame(struct sym_file *f, struct cmt_frame *fr, struct cmt_frame *extra)
+{
     /* Every recorded pc is a return address (the tracker's own frames are skipped, so even
      * the innermost one is the return into the caller of malloc): it points after the call,
      * possibly at the first instruction of the next line or function, so look up pc - 1. */
