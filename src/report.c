@@ -1116,6 +1116,21 @@ static bool suffixed_name(const char *dir, size_t dir_len, const char *base, int
     return true;
 }
 
+/* Creates the first of dir/base's names (see suffixed_name) not taken, never opening an
+ * existing file; the name is left in rep.path. Returns the descriptor, or -1 with errno. */
+static int create_named(const char *dir, size_t dir_len, const char *base)
+{
+    for (int n = 0; n <= SUFFIX_MAX; n++) {
+        if (!suffixed_name(dir, dir_len, base, n))
+            return -1;
+        int fd = sys_open(rep.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
 /* A new report file is written without a name (O_TMPFILE) in its directory and given one
  * when it is written (name_unnamed): a file created under its name first and then written
  * was found empty when the process was killed in between, which no reader can take. Where
@@ -1152,29 +1167,14 @@ static int create_excl(const char *dir, size_t dir_len, const char *base)
      * a named file would meet too. */
     if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
         return -1;
-    for (int n = 0; n <= SUFFIX_MAX; n++) {
-        if (!suffixed_name(dir, dir_len, base, n))
-            return -1;
-        fd = sys_open(rep.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
-        if (fd >= 0 || errno != EEXIST)
-            return fd;
-    }
-    errno = EEXIST;
-    return -1;
+    return create_named(dir, dir_len, base);
 }
 
 /* Copies what was written to the unnamed file fd into a new named file, for when it cannot
  * be linked (no /proc to name it through). */
 static bool copy_to_named(int fd, unsigned char *buf, size_t size)
 {
-    int to = -1;
-    for (int n = 0; n <= SUFFIX_MAX && to < 0; n++) {
-        if (!suffixed_name(pend.dir, pend.dir_len, pend.base, n))
-            return false;
-        to = sys_open(rep.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
-        if (to < 0 && errno != EEXIST)
-            return false;
-    }
+    int to = create_named(pend.dir, pend.dir_len, pend.base);
     if (to < 0)
         return false;
     bool ok = true;
