@@ -1171,36 +1171,31 @@ static int create_excl(const char *dir, size_t dir_len, const char *base)
 }
 
 /* Copies what was written to the unnamed file fd into a new named file, for when it cannot
- * be linked (no /proc to name it through). */
+ * be linked (no /proc to name it through), through buf (size bytes) and w_flush, which
+ * keeps to RLIMIT_FSIZE. Returns false with errno set when the copy failed. */
 static bool copy_to_named(int fd, unsigned char *buf, size_t size)
 {
-    int to = create_named(pend.dir, pend.dir_len, pend.base);
-    if (to < 0)
+    struct writer out = { .fd = create_named(pend.dir, pend.dir_len, pend.base), .buf = buf };
+    if (out.fd < 0)
         return false;
-    bool ok = true;
-    for (uint64_t off = 0;;) {
-        long n = syscall(SYS_pread64, fd, buf, size, off);
+    while (!out.error) {
+        long n = syscall(SYS_pread64, fd, buf, size, out.off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            ok = n == 0;
+            out.error = n < 0 ? errno : 0;
             break;
         }
-        for (long done = 0; done < n && ok;) {
-            long m = syscall(SYS_write, to, buf + done, (size_t)(n - done));
-            if (m < 0 && errno == EINTR)
-                continue;
-            ok = m > 0;
-            done += m > 0 ? m : 0;
-        }
-        if (!ok)
-            break;
-        off += (uint64_t)n;
+        out.len = (size_t)n;
+        w_flush(&out);
     }
-    sys_close(to);
-    if (!ok)
+    sys_close(out.fd);
+    if (out.error) {
         syscall(SYS_unlink, rep.path);
-    return ok;
+        errno = out.error;
+        return false;
+    }
+    return true;
 }
 
 /* Gives the unnamed file fd, written, the first of its names not taken (link never replaces
