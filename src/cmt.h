@@ -52,6 +52,12 @@ void *cmt_raw_alloc(size_t size);
 /* Whole mappings for large arrays that grow and shrink (table shards): zeroed. */
 void *cmt_raw_map(size_t size);
 void cmt_raw_unmap(void *p, size_t size);
+/* Address space only, for arrays that grow in place (table shards): no memory behind it
+ * until committed. NULL when it cannot be had (RLIMIT_AS, say). */
+void *cmt_raw_reserve(size_t size);
+/* Makes [p, p + size) of a reservation usable, zeroed and faulted in; false when the system
+ * refuses the memory (the range is then left as it was). */
+bool cmt_raw_commit(void *p, size_t size);
 /* Held across fork() so that the child never inherits the arena lock held. */
 void cmt_raw_lock(void);
 void cmt_raw_unlock(void);
@@ -127,12 +133,20 @@ struct cmt_shard {
     /* The count at which the next claim grows the shard first: the load limit, 0 before the
      * first insert. One comparison on the hot path. */
     uint32_t room;
+    /* Slots of address space reserved at `slots`, of which mask + 1 are in use: the shard
+     * doubles in place until it fills them (table.c). */
+    uint32_t span;
     struct cmt_block *slots;
 } CMT_ALIGNED;
 
 struct cmt_table {
     struct cmt_shard shard[CMT_TABLE_SHARDS];
     atomic_int oom_said;
+    /* The copy a shard growing in its span rehashes from (table.c); one growth at a time
+     * uses it, with the growing shard's lock held. */
+    cmt_spinlock scratch_lock;
+    uint32_t scratch_cap;           /* slots */
+    struct cmt_block *scratch;
 };
 
 extern struct cmt_table cmt_live;

@@ -42,6 +42,30 @@ void cmt_raw_unmap(void *p, size_t size)
     errno = saved_errno;
 }
 
+/* Inaccessible and unaccounted: a kernel that counts commitments strictly (overcommit mode 2)
+ * counts a range when it becomes writable, in cmt_raw_commit. */
+void *cmt_raw_reserve(size_t size)
+{
+    int saved_errno = errno;
+    void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    errno = saved_errno;
+    return p == MAP_FAILED ? NULL : p;
+}
+
+bool cmt_raw_commit(void *p, size_t size)
+{
+    int saved_errno = errno;
+    bool ok = mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
+#ifdef MADV_POPULATE_WRITE
+    /* As MAP_POPULATE in cmt_raw_map; a kernel older than 5.14 says EINVAL and the pages
+     * fault in as they are first written. */
+    if (ok)
+        madvise(p, size, MADV_POPULATE_WRITE);
+#endif
+    errno = saved_errno;
+    return ok;
+}
+
 void *cmt_raw_alloc(size_t size)
 {
     size = (size + RAW_ALIGN - 1) & ~(size_t)(RAW_ALIGN - 1);

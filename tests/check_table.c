@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cmt.h"
 
@@ -141,6 +142,70 @@ START_TEST(reinsert_after_remove_all)
 }
 END_TEST
 
+/* A shard doubles in place in the span it reserved when it moved (src/table.c): its slots
+ * stay where they are for four doublings, then move, and no block is lost either way. */
+START_TEST(shard_grows_in_place_then_moves)
+{
+    enum { N = 3000 };      /* past 2048 blocks: capacity 8192, the fifth doubling */
+    const uintptr_t base = (uintptr_t)0x5a5a << 16;     /* one 64 KiB region: one shard */
+    struct cmt_shard *s = &tab.shard[cmt_table_region_hash(base) >> 54];
+    struct cmt_block *first = NULL;
+    for (uintptr_t i = 0; i < N; i++) {
+        struct cmt_block b = block(base + (i << 4), (size_t)i + 1);
+        ck_assert(cmt_table_insert(&tab, &b));
+        if (i == 0) {
+            first = s->slots;
+            ck_assert_uint_eq(s->mask + 1, 256);
+            ck_assert_uint_eq(s->span, 256 * 16);
+        }
+        if (i < 2048)
+            ck_assert_msg(s->slots == first, "moved at block %lu, capacity %u",
+                          (unsigned long)i, s->mask + 1);
+        if (i == 2047)
+            ck_assert_uint_eq(s->mask + 1, 4096);
+    }
+    ck_assert_uint_eq(s->mask + 1, 8192);
+    ck_assert_ptr_ne(s->slots, first);
+    ck_assert_uint_eq(s->span, 8192 * 16);
+    ck_assert_uint_eq(s->count, N);
+    for (uintptr_t i = 0; i < N; i++) {
+        struct cmt_block got;
+        ck_assert_msg(cmt_table_remove(&tab, base + (i << 4), &got), "block %lu lost",
+                      (unsigned long)i);
+        ck_assert_uint_eq(cmt_block_size(&got), (size_t)i + 1);
+    }
+    ck_assert_uint_eq(cmt_table_count(&tab), 0);
+}
+END_TEST
+
+/* Under a limit on the address space a shard reserves nothing ahead: the reserve could take
+ * room the program needs. */
+START_TEST(no_reserve_under_an_address_space_limit)
+{
+    struct rlimit was, lim;
+    ck_assert_int_eq(getrlimit(RLIMIT_AS, &was), 0);
+    lim = was;
+    lim.rlim_cur = (rlim_t)1 << 40;     /* finite, and far above what this test uses */
+    if (was.rlim_max != RLIM_INFINITY && was.rlim_max < lim.rlim_cur)
+        lim.rlim_cur = was.rlim_max;
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &lim), 0);
+    const uintptr_t base = (uintptr_t)0x5a5a << 16;
+    struct cmt_shard *s = &tab.shard[cmt_table_region_hash(base) >> 54];
+    for (uintptr_t i = 0; i < 300; i++) {       /* a first mapping, then a move */
+        struct cmt_block b = block(base + (i << 4), (size_t)i + 1);
+        ck_assert(cmt_table_insert(&tab, &b));
+        ck_assert_uint_eq(s->span, s->mask + 1);
+    }
+    ck_assert_uint_eq(s->mask + 1, 1024);
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &was), 0);
+    for (uintptr_t i = 0; i < 300; i++) {
+        struct cmt_block got;
+        ck_assert(cmt_table_lookup(&tab, base + (i << 4), &got));
+        ck_assert_uint_eq(cmt_block_size(&got), (size_t)i + 1);
+    }
+}
+END_TEST
+
 static Suite *table_suite(void)
 {
     Suite *s = suite_create("table");
@@ -155,6 +220,8 @@ static Suite *table_suite(void)
     tcase_set_timeout(bulk, 60);
     tcase_add_test(bulk, random_ops_match_reference);
     tcase_add_test(bulk, reinsert_after_remove_all);
+    tcase_add_test(bulk, shard_grows_in_place_then_moves);
+    tcase_add_test(bulk, no_reserve_under_an_address_space_limit);
     suite_add_tcase(s, bulk);
     return s;
 }
