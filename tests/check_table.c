@@ -143,10 +143,10 @@ START_TEST(reinsert_after_remove_all)
 END_TEST
 
 /* A shard doubles in place in the span it reserved when it moved (src/table.c): its slots
- * stay where they are for four doublings, then move, and no block is lost either way. */
+ * stay where they are for three doublings, then move, and no block is lost either way. */
 START_TEST(shard_grows_in_place_then_moves)
 {
-    enum { N = 3000 };      /* past 2048 blocks: capacity 8192, the fifth doubling */
+    enum { N = 1500 };      /* past 1024 blocks: capacity 4096, the fourth doubling */
     const uintptr_t base = (uintptr_t)0x5a5a << 16;     /* one 64 KiB region: one shard */
     struct cmt_shard *s = &tab.shard[cmt_table_region_hash(base) >> 54];
     struct cmt_block *first = NULL;
@@ -156,17 +156,17 @@ START_TEST(shard_grows_in_place_then_moves)
         if (i == 0) {
             first = s->slots;
             ck_assert_uint_eq(s->mask + 1, 256);
-            ck_assert_uint_eq(s->span, 256 * 16);
+            ck_assert_uint_eq(s->span, 256 * 8);
         }
-        if (i < 2048)
+        if (i < 1024)
             ck_assert_msg(s->slots == first, "moved at block %lu, capacity %u",
                           (unsigned long)i, s->mask + 1);
-        if (i == 2047)
-            ck_assert_uint_eq(s->mask + 1, 4096);
+        if (i == 1023)
+            ck_assert_uint_eq(s->mask + 1, 2048);
     }
-    ck_assert_uint_eq(s->mask + 1, 8192);
+    ck_assert_uint_eq(s->mask + 1, 4096);
     ck_assert_ptr_ne(s->slots, first);
-    ck_assert_uint_eq(s->span, 8192 * 16);
+    ck_assert_uint_eq(s->span, 4096 * 8);
     ck_assert_uint_eq(s->count, N);
     for (uintptr_t i = 0; i < N; i++) {
         struct cmt_block got;
