@@ -31,6 +31,39 @@
 /* The write buffer. Every record is built whole in it, so that its length can be filled in
  * after its payload: the largest record (PROCESS, bounded by PROCESS_MAX) must fit. */
 #define WBUF_SIZE ((size_t)256 * 1024)
+/* ---- the report's own memory ---------------------------------------------------------- */
+
+/* A final report or a snapshot that can get no mapping (the program has used up its address
+ * space or vm.max_map_count: a program that maps until mmap fails, then exits) takes its
+ * arrays and its buffer from this spare area instead, so that it is written whole. It lies
+ * in the library's .bss: it costs no memory until such a report touches it, and none is
+ * given back after (the process is ending, or made a snapshot with nothing to spare). One
+ * writer at a time uses it, under the report lock; each write starts it empty. */
+#define SPARE_SIZE ((size_t)2 << 20)
+static unsigned char spare[SPARE_SIZE] __attribute__((aligned(4096)));
+static size_t spare_used;
+static bool spare_allowed;
+
+/* Zeroed memory of size bytes for the report being written; NULL when none can be had. */
+static void *report_map(size_t size)
+{
+    void *p = cmt_raw_map(size);
+    if (p || !spare_allowed)
+        return p;
+    size = (size + 63) & ~(size_t)63;
+    if (size > SPARE_SIZE - spare_used)
+        return NULL;
+    p = spare + spare_used;
+    spare_used += size;
+    memset(p, 0, size);
+    return p;
+}
+
+static void report_unmap(void *p, size_t size)
+{
+    if ((unsigned char *)p < spare || (unsigned char *)p >= spare + SPARE_SIZE)
+        cmt_raw_unmap(p, size);
+}
 #define PROCESS_MAX ((size_t)96 * 1024)
 /* Bytes of command line a report keeps; a longer one loses its last arguments. */
 #define ARGV_BUDGET ((size_t)64 * 1024)
@@ -271,7 +304,7 @@ static size_t leak_home(uint64_t key, size_t cap)
 static bool leaks_grow(struct gather *g)
 {
     size_t cap = g->cap ? g->cap * 2 : LEAKS_INITIAL;
-    struct leak *slot = cmt_raw_map(cap * sizeof *slot);
+    struct leak *slot = report_map(cap * sizeof *slot);
     if (!slot)
         return false;
     for (size_t i = 0; i < g->cap; i++) {
@@ -283,7 +316,7 @@ static bool leaks_grow(struct gather *g)
         slot[j] = g->slot[i];
     }
     if (g->slot)
-        cmt_raw_unmap(g->slot, g->cap * sizeof *g->slot);
+        report_unmap(g->slot, g->cap * sizeof *g->slot);
     g->slot = slot;
     g->cap = cap;
     g->last = NULL;     /* it pointed into the old slots */
@@ -362,7 +395,7 @@ static void young_visit(const struct cmt_block *b, void *arg)
     struct gather *g = arg;
     leak_visit(b, g);
     if (!g->young && !g->young_oom) {
-        g->young = cmt_raw_map(YOUNG_MAX * sizeof *g->young);  /* touched as far as used */
+        g->young = report_map(YOUNG_MAX * sizeof *g->young);  /* touched as far as used */
         g->young_oom = g->young == NULL;
     }
     /* Out of memory, a block moved during the walk may be counted twice. The walk sees each
@@ -380,7 +413,7 @@ static void seen_index(struct gather *g)
     size_t cap = 16;
     while (cap < 8 * g->nyoung)
         cap *= 2;
-    g->seen = cmt_raw_map(cap * sizeof *g->seen);
+    g->seen = report_map(cap * sizeof *g->seen);
     if (!g->seen)
         return;     /* as in young_visit */
     g->seen_cap = cap;
@@ -506,7 +539,7 @@ static void gather(struct gather *g, bool careful)
         cmt_table_foreach(&cmt_live, table_visit, g);
     g->stacks = cmt_stack_count();
     g->stack_used_size = ((size_t)g->stacks >> 3) + 1;
-    g->stack_used = cmt_raw_map(g->stack_used_size);
+    g->stack_used = report_map(g->stack_used_size);
     if (!g->stack_used)
         g->stacks = 0;  /* out of memory: leaks are listed without their stacks */
     for (size_t i = 0; i < g->cap; i++)
@@ -521,13 +554,13 @@ static void gather(struct gather *g, bool careful)
 static void gather_release(struct gather *g)
 {
     if (g->young)
-        cmt_raw_unmap(g->young, YOUNG_MAX * sizeof *g->young);
+        report_unmap(g->young, YOUNG_MAX * sizeof *g->young);
     if (g->seen)
-        cmt_raw_unmap(g->seen, g->seen_cap * sizeof *g->seen);
+        report_unmap(g->seen, g->seen_cap * sizeof *g->seen);
     if (g->slot)
-        cmt_raw_unmap(g->slot, g->cap * sizeof *g->slot);
+        report_unmap(g->slot, g->cap * sizeof *g->slot);
     if (g->stack_used)
-        cmt_raw_unmap(g->stack_used, g->stack_used_size);
+        report_unmap(g->stack_used, g->stack_used_size);
 }
 
 /* ---- PROCESS ------------------------------------------------------------------------ */
@@ -1382,14 +1415,16 @@ static void write_locked(int how, int code, const char *label, bool careful)
         return;
 
     struct gather g;
+    spare_used = 0;
+    spare_allowed = how != CMT_END_RUNNING;
     gather(&g, careful);
     struct writer w = { .fd = -1 };
-    w.buf = cmt_raw_map(WBUF_SIZE);
+    w.buf = report_map(WBUF_SIZE);
     if (how == CMT_END_RUNNING && (!w.buf || g.oom)) {
         /* Short of memory for a checkpoint: the previous one stays, and nothing is said; the
          * next checkpoint or the ending tries again, and speaks if it fails too. */
         if (w.buf)
-            cmt_raw_unmap(w.buf, WBUF_SIZE);
+            report_unmap(w.buf, WBUF_SIZE);
         gather_release(&g);
         return;
     }
@@ -1476,7 +1511,7 @@ static void write_locked(int how, int code, const char *label, bool careful)
             rep.said = true;
         }
     }
-    cmt_raw_unmap(w.buf, WBUF_SIZE);
+    report_unmap(w.buf, WBUF_SIZE);
     gather_release(&g);
     if (is_final(how))
         rep.final_written = true;

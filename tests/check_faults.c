@@ -1,9 +1,9 @@
 /*
  * check_faults.c — faults the other suites do not inject (check_report has the endings, the
  * read-only directory and RLIMIT_FSIZE; check_fork fork, vfork, posix_spawn and exec chains):
- * a signal handler that allocates while malloc runs, RLIMIT_AS exhausted, the output
- * directory missing, the disk full (a small tmpfs in a private mount namespace), SIGSEGV
- * inside a scope, SIGKILL in the middle of a checkpoint's write. tests/progs/fault_prog
+ * a signal handler that allocates while malloc runs, RLIMIT_AS exhausted, vm.max_map_count
+ * used up, the output directory missing, the disk full (a small tmpfs in a private mount
+ * namespace), SIGSEGV inside a scope, SIGKILL in the middle of a checkpoint's write. tests/progs/fault_prog
  * injects each from inside; each case runs it plain and under the library just built,
  * requires the same output and exit status, and reads the report with cymem-report's reader
  * (tools/reader.c): complete and exact, or marked as cut short. Each passing test prints a
@@ -168,6 +168,17 @@ static void assert_balanced(const struct cmt_process *p, uint64_t live, uint64_t
                   (unsigned long long)t->stale_frees);
 }
 
+/* Reads run's report, which must be whole and say that the program exited with 0 holding
+ * fault_prog's leaks and nothing else. */
+static void read_clean_exit(const struct cmt_run *run, struct cmt_process *p)
+{
+    char path[PATH_MAX];
+    find_report(run->dir, "rep.", path, sizeof path);
+    read_complete(path, p);
+    ck_assert(p->complete && p->how == CMT_END_EXIT && p->code == 0);
+    assert_balanced(p, LEAK_BLOCKS, LEAK_BYTES);
+}
+
 static void assert_no_diagnostic(const struct cmt_run *r)
 {
     ck_assert_msg(cmt_count_lines(r->err, "cymemtrack:") == 0,
@@ -217,12 +228,8 @@ START_TEST(signal_handler_allocates_inside_malloc)
     ck_assert_str_eq(run.out, "leaked=3\nsigalloc: handler failures 0\n");
     assert_no_diagnostic(&run);
 
-    char path[PATH_MAX];
     struct cmt_process p;
-    find_report(run.dir, "rep.", path, sizeof path);
-    read_complete(path, &p);
-    ck_assert(p.complete && p.how == CMT_END_EXIT && p.code == 0);
-    assert_balanced(&p, LEAK_BLOCKS, LEAK_BYTES);
+    read_clean_exit(&run, &p);
 
     /* The handler's calls that came while the tracker was busy were forwarded untracked,
      * the others were recorded; each handler frees what it allocated, by the same route. */
@@ -280,12 +287,8 @@ static void nomem_case(const char *test, bool ckpt)
     ck_assert_int_eq(plain.exit_code, 0);
     assert_same_as_plain(&plain, &run);
 
-    char path[PATH_MAX];
     struct cmt_process p;
-    find_report(run.dir, "rep.", path, sizeof path);
-    read_complete(path, &p);
-    ck_assert(p.complete && p.how == CMT_END_EXIT && p.code == 0);
-    assert_balanced(&p, LEAK_BLOCKS, LEAK_BYTES);
+    read_clean_exit(&run, &p);
     /* base(), fresh_second(), the 1 MiB blocks, the smaller ones, the malloc after. */
     uint64_t made = LEAK_BLOCKS + 1 + FRESH_REALLOCS + cmt_field(run.err, "big") + cmt_field(run.err, "small") + 1;
     int untracked_lines = cmt_count_lines(run.err, "cymemtrack: out of memory for the block "
@@ -317,6 +320,36 @@ END_TEST
 START_TEST(checkpoint_due_while_address_space_exhausted)
 {
     nomem_case("checkpoint_due_while_address_space_exhausted", true);
+}
+END_TEST
+
+/* ---- vm.max_map_count ------------------------------------------------------------------ */
+
+/* A program that maps pages until mmap fails, then exits: the final report can get no
+ * mapping of its own and takes its memory from the library's spare area; it must be whole,
+ * leaks and all, with nothing said. */
+START_TEST(mappings_used_up)
+{
+    char *args[] = { "mapcount", NULL };
+    struct cmt_run plain, run;
+    run_prog(&plain, 0, args, NULL);
+    if (plain.exit_code == 121) {
+        printf("mappings_used_up: no limit on mappings within 4 million; not tested\n");
+        cmt_run_free(&plain);
+        return;
+    }
+    run_prog(&run, 1, args, NULL);
+    ck_assert_str_eq(plain.out, "leaked=3\nmapping until mmap fails: ENOMEM\n");
+    ck_assert_int_eq(plain.exit_code, 0);
+    assert_same_as_plain(&plain, &run);
+    assert_no_diagnostic(&run);
+
+    struct cmt_process p;
+    read_clean_exit(&run, &p);
+    figures("mappings_used_up", 2, p.totals.allocations, 1);
+    cmt_process_free(&p);
+    cmt_run_free(&plain);
+    cmt_run_free(&run);
 }
 END_TEST
 
@@ -696,6 +729,7 @@ static Suite *faults_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, address_space_exhausted);
     tcase_add_test(tc, checkpoint_due_while_address_space_exhausted);
+    tcase_add_test(tc, mappings_used_up);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("files");

@@ -19,6 +19,8 @@
  *   fault_prog fifo-stuck PATH     once a checkpoint is written, puts a FIFO that nobody
  *                                  reads at PATH.tmp, where the next write goes, then
  *                                  allocates in two more seconds and exits 0
+ *   fault_prog mapcount            maps one page at a time until mmap fails (the count of
+ *                                  mappings, vm.max_map_count, used up), then exits 0
  *   fault_prog basic CODE          the common part only, then exit CODE
  *   fault_prog fan CODE            1024 more leaks from as many stacks (a report of about
  *                                  250 KiB), then exit CODE
@@ -36,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -557,6 +560,26 @@ static int diskfill(const char *dir, int code)
     return code;
 }
 
+/* Uses up the process's mappings: one page of its own executable each, which no merging of
+ * neighbours can fold together (each maps the file's first page). Leaves them mapped. */
+static int mapcount(void)
+{
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 120;
+    long n = 0;
+    errno = 0;
+    while (n < (1L << 22) && mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) != MAP_FAILED)
+        n++;
+    int err = errno;
+    close(fd);
+    if (n == (1L << 22))
+        return 121;     /* no limit reached: the test says so */
+    say("mapping until mmap fails: %s\n", err == ENOMEM ? "ENOMEM" : strerror(err));
+    stat_line("stat: mappings=%ld\n", n);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -573,6 +596,8 @@ int main(int argc, char **argv)
         return sigalloc(atol(argv[2]));
     if (strcmp(mode, "nomem") == 0)
         return nomem(argc > 2 && strcmp(argv[2], "ckpt") == 0);
+    if (strcmp(mode, "mapcount") == 0)
+        return mapcount();
     if (strcmp(mode, "segv-scope") == 0)
         return segv_scope();
     if (strcmp(mode, "ckpt-kill") == 0 && argc > 2)
