@@ -692,17 +692,20 @@ START_TEST(badfree_full_table_still_counts)
     cmt_badfree_record(CMT_BADFREE_INVALID, 0x99, 0, UINT32_MAX);
     static struct bf_seen s;
     cmt_badfree_foreach(bf_collect, &s);
-    uint64_t sum = 0, stack0 = 0, stack0_entries = 0;
+    uint64_t sum = 0, stack0 = 0, stack0_entries = 0, repeated = 0;
     for (size_t i = 0; i < s.n; i++) {
         sum += s.e[i].count;
         if (s.e[i].stack == 0) {
             stack0 += s.e[i].count;
             stack0_entries++;
         }
+        /* Counted, not asserted pair by pair: each passing assertion costs Check a write to
+         * its parent, and half a million of them outlasted the timeout on a loaded CI run. */
         for (size_t k = 0; k < i; k++)
-            ck_assert(!(s.e[k].stack == s.e[i].stack && s.e[k].kind == s.e[i].kind &&
-                        s.e[k].name == s.e[i].name));
+            repeated += s.e[k].stack == s.e[i].stack && s.e[k].kind == s.e[i].kind &&
+                        s.e[k].name == s.e[i].name;
     }
+    ck_assert_uint_eq(repeated, 0);
     ck_assert_uint_eq(sum, N + 1);
     ck_assert_uint_eq(cmt_badfree_total(CMT_BADFREE_INVALID), N + 1);
     ck_assert_uint_eq(stack0_entries, 1);
