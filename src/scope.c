@@ -98,11 +98,18 @@ uint32_t cmt_name_intern(const char *name, enum cmt_scope_kind kind)
             found = n;
         }
     }
+    bool full = atomic_load_explicit(&sc.name_count, memory_order_relaxed) >= CMT_NAME_MAX;
     cmt_spin_unlock(&sc.name_lock);
     if (found == UINT32_MAX) {
-        if (!atomic_exchange(&sc.names_full_said, 1))
-            cmt_diag("more than %u scope names; further names are counted as \"global\"",
-                     (unsigned)CMT_NAME_MAX);
+        /* "global" itself, at start, finds no memory: cmt_scope_init sees its name missing. */
+        if (sc.names[CMT_NAME_GLOBAL] && !atomic_exchange(&sc.names_full_said, 1)) {
+            if (full)
+                cmt_diag("more than %u scope names; further names are counted as \"global\"",
+                         (unsigned)CMT_NAME_MAX);
+            else
+                cmt_diag("out of memory for scope names; further names are counted as "
+                         "\"global\"");
+        }
         return CMT_NAME_GLOBAL;
     }
     return found;
@@ -399,9 +406,12 @@ struct cmt_instance *cmt_instance_shared(void)
 void cmt_scope_init(void)
 {
     cmt_name_intern("global", CMT_KIND_GLOBAL);
+    if (!sc.names[CMT_NAME_GLOBAL])
+        return;     /* out of memory at start: no shared instance, and cmt_init says so */
     struct cmt_thread nobody = { .number = CMT_NO_OWNER };
     sc.shared = cmt_instance_open(&nobody, CMT_NAME_GLOBAL, 0);
-    atomic_store_explicit(&sc.names[CMT_NAME_GLOBAL]->instances, 1, memory_order_relaxed);
+    if (sc.shared)
+        atomic_store_explicit(&sc.names[CMT_NAME_GLOBAL]->instances, 1, memory_order_relaxed);
 }
 
 void cmt_scope_after_fork_child(void)

@@ -117,6 +117,8 @@ tests_check_reader_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir)/tools
 tests_check_reader_CFLAGS = $(TEST_CFLAGS)
 tests_check_reader_LDADD = $(TEST_LDADD) tools/libcmtreport.la
 TESTS += tests/reader-valgrind.sh
+TESTS += tests/startup-oom.sh
+EXTRA_DIST += tests/startup-oom.sh
 EXTRA_DIST += tests/reader-valgrind.sh tests/fuzz
 
 # cymem-report's stages, the program and the cymemtrack wrapper; golden output in
