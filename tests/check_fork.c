@@ -350,6 +350,25 @@ START_TEST(fork_from_a_thread_while_others_allocate)
 }
 END_TEST
 
+/* Runs one case of this suite again in a new process, set up by prepare (which returns
+ * false when it cannot be), and returns its wait status: exit 30 when prepare failed, 32
+ * when the exec did. */
+static int rerun_case(const char *tcase, bool (*prepare)(void))
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (!prepare())
+            _exit(30);
+        setenv("CK_RUN_CASE", tcase, 1);
+        execv("/proc/self/exe", (char *[]){ "check_fork", NULL });
+        _exit(32);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
 /* Makes membarrier(2) kill this process and what it execs, as a sandbox whose filter kills
  * on calls it does not allow would. False when the filter cannot be installed. */
 static bool deny_membarrier(void)
@@ -371,17 +390,7 @@ static bool deny_membarrier(void)
  * of this suite, started under such a filter. */
 START_TEST(fork_under_load_without_membarrier)
 {
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        if (!deny_membarrier())
-            _exit(30);
-        setenv("CK_RUN_CASE", "fork under load", 1);
-        execv("/proc/self/exe", (char *[]){ "check_fork", NULL });
-        _exit(32);
-    }
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    int status = rerun_case("fork under load", deny_membarrier);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "expected the forks under load to pass under a filter that kills on "
                   "membarrier; status %#x (signal 31: killed by the filter, exit 30: no "
@@ -417,23 +426,20 @@ static void *in_flight_pairs(void *arg)
  * is in such a change (see src/young.c): without that wait, 5 to 10 of these 100 children
  * inherit unbalanced totals. Stacks are off, so that the calls are short and all hot path:
  * the case runs in a new process of this suite, started with CYMEMTRACK_STACK_DEPTH=0. */
+static bool stacks_off(void)
+{
+    return setenv("CYMEMTRACK_STACK_DEPTH", "0", 1) == 0;
+}
+
 START_TEST(fork_waits_for_calls_in_flight)
 {
     const char *depth = getenv("CYMEMTRACK_STACK_DEPTH");
     if (!depth || strcmp(depth, "0") != 0) {
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-            setenv("CYMEMTRACK_STACK_DEPTH", "0", 1);
-            setenv("CK_RUN_CASE", "calls in flight", 1);
-            execv("/proc/self/exe", (char *[]){ "check_fork", NULL });
-            _exit(32);
-        }
-        int status;
-        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        int status = rerun_case("calls in flight", stacks_off);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                       "expected the forks with calls in flight to pass with stacks off; "
-                      "status %#x (exit 32: no exec, 1: the case failed; see above)", status);
+                      "status %#x (exit 30: no setenv, 32: no exec, 1: the case failed; see "
+                      "above)", status);
         return;
     }
     pthread_t th[IN_FLIGHT_THREADS];
